@@ -1,0 +1,71 @@
+"""Email address parsing: RFC 5321/5322 syntax and IDN domains, via email-validator.
+
+Domains are compared case-insensitively and stored lower-cased in their ASCII (A-label) form, so
+that DNS look-ups, Dovecot log-ins and suppressions all agree on one spelling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.headerregistry import Address as HeaderAddress
+from email.utils import getaddresses
+
+from email_validator import EmailNotValidError, validate_email
+
+from orgmail.errors import InvalidRequest
+
+
+@dataclass(frozen=True)
+class Address:
+    local_part: str
+    domain: str  # lower-case A-label
+    display_name: str | None = None
+
+    @property
+    def email(self) -> str:
+        return f"{self.local_part}@{self.domain}"
+
+    def formatted(self) -> str:
+        """The address as a header value (display name quoted and encoded as needed)."""
+        if not self.display_name:
+            return self.email
+        return str(HeaderAddress(display_name=self.display_name, addr_spec=self.email))
+
+
+def _reject(field: str, text: str, reason: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"{field} is not a valid email address: {reason}",
+        details={"fields": [{"path": field, "message": reason, "value": text[:320]}]},
+    )
+
+
+def parse_email(text: str, *, field: str = "email") -> Address:
+    """A bare address (`local@domain`), validated for syntax only (no DNS look-up)."""
+    if any(ch in text for ch in "\r\n\0"):
+        raise _reject(field, text, "line breaks are not allowed")
+    try:
+        valid = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise _reject(field, text, str(exc)) from None
+    return Address(local_part=valid.local_part, domain=valid.ascii_domain.lower())
+
+
+def parse_mailbox(text: str, *, field: str = "from") -> Address:
+    """`Name <local@domain>` or a bare address, as in a From or Reply-To header."""
+    if any(ch in text for ch in "\r\n\0"):
+        raise _reject(field, text, "line breaks are not allowed")
+    parsed = getaddresses([text], strict=True)
+    if len(parsed) != 1 or not parsed[0][1]:
+        raise _reject(field, text, "expected one address, as 'Name <local@domain>' or 'local@domain'")
+    name, addr = parsed[0]
+    address = parse_email(addr, field=field)
+    return Address(address.local_part, address.domain, name or None)
+
+
+def normalize_domain(text: str, *, field: str = "name") -> str:
+    """A domain name as we store it: lower-case A-label, no trailing dot."""
+    candidate = text.strip().rstrip(".")
+    address = parse_email(f"postmaster@{candidate}", field=field) if candidate else None
+    if address is None:
+        raise InvalidRequest("The domain name is empty.", details={"fields": [{"path": field, "message": "empty"}]})
+    return address.domain

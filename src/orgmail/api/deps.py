@@ -1,0 +1,87 @@
+"""What routes may ask for: a database session, the caller, the mail store, the settings."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orgmail.config import Settings
+from orgmail.core.orgs import org_for_key, require_org
+from orgmail.errors import ForbiddenOrg, InvalidRequest, Unauthorized
+from orgmail.mail.store import MailStore
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.session_factory() as session:
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> MailStore:
+    return request.app.state.store
+
+
+DbSession = Annotated[AsyncSession, Depends(get_session)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+Store = Annotated[MailStore, Depends(get_store)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an org's API key, or the platform's admin token (any org, named by orgId)."""
+
+    org_id: str | None
+    is_admin: bool = False
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized()
+    return token.strip()
+
+
+async def authenticate(request: Request, session: DbSession, settings: AppSettings) -> Principal:
+    token = _bearer(request)
+    if settings.admin_token and hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        return Principal(org_id=None, is_admin=True)
+    org_id = await org_for_key(session, token)
+    await session.rollback()  # end the read transaction; core opens its own
+    return Principal(org_id=org_id)
+
+
+async def authenticate_admin(request: Request, settings: AppSettings) -> Principal:
+    token = _bearer(request)
+    if not settings.admin_token or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        raise Unauthorized("The admin token is required.")
+    return Principal(org_id=None, is_admin=True)
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+Admin = Annotated[Principal, Depends(authenticate_admin)]
+
+
+async def org_scope(session: AsyncSession, caller: Principal, requested_org_id: str | None) -> str:
+    """The org a call acts on: the key's own; another org is 403, never silently allowed."""
+    if caller.is_admin:
+        if requested_org_id is None:
+            raise InvalidRequest(
+                "orgId is required when calling with the admin token.",
+                details={"fields": [{"path": "orgId", "message": "required with the admin token"}]},
+            )
+        await require_org(session, requested_org_id)
+        await session.rollback()
+        return requested_org_id
+    if requested_org_id is not None and requested_org_id != caller.org_id:
+        raise ForbiddenOrg()
+    assert caller.org_id is not None
+    return caller.org_id

@@ -1,0 +1,90 @@
+"""Errors to HTTP in one place: every failure answers the DESIGN.md error shape, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orgmail.errors import InvalidRequest, NotFound, OrgmailError, Unavailable
+
+log = logging.getLogger("orgmail.api")
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def error_response(error: OrgmailError, headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details:
+        body["details"] = error.details
+    if isinstance(error, Unavailable) or error.code == "relay_unavailable":
+        headers = {"Retry-After": RETRY_AFTER_SECONDS, **(headers or {})}
+    return JSONResponse({"error": body}, status_code=error.status, headers=headers)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if part not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def validation_error(exc: RequestValidationError) -> InvalidRequest:
+    fields = []
+    for item in exc.errors():
+        kind = item.get("type", "")
+        if kind == "json_invalid":
+            return InvalidRequest("The request body is not valid JSON.", details={"fields": [{"path": "body", "message": "invalid JSON"}]})
+        if kind == "missing" and tuple(item.get("loc", ())) == ("body",):
+            return InvalidRequest("A JSON object body is required.", details={"fields": [{"path": "body", "message": "required"}]})
+        message = "unknown field" if kind == "extra_forbidden" else str(item.get("msg", "invalid"))
+        fields.append({"path": _field_path(tuple(item.get("loc", ()))), "message": message})
+    summary = "; ".join(f"{f['path']}: {f['message']}" for f in fields[:5])
+    return InvalidRequest(f"The request is not valid ({summary}).", details={"fields": fields})
+
+
+def is_database_down(exc: BaseException) -> bool:
+    """Connection-level database failures (not constraint violations): answer 503, not 500."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (ConnectionError, OSError, TimeoutError)):
+        return True
+    name = type(exc).__name__
+    return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OrgmailError)
+    async def _orgmail_error(_request: Request, exc: OrgmailError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response(NotFound("No such endpoint."))
+        if exc.status_code == 405:
+            error = OrgmailError("Method not allowed; every call is a POST.")
+            error.code, error.status = "method_not_allowed", 405
+            return error_response(error)
+        if exc.status_code == 400:
+            return error_response(InvalidRequest("The request body could not be parsed."))
+        error = OrgmailError(str(exc.detail))
+        error.code, error.status = "http_error", exc.status_code
+        return error_response(error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        if is_database_down(exc):
+            log.warning("database unavailable: %s", exc.__class__.__name__)
+            return error_response(Unavailable())
+        log.exception("unexpected error")
+        return error_response(OrgmailError())

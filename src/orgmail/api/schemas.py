@@ -1,0 +1,329 @@
+"""Pydantic models for the DESIGN.md types: camelCase on the wire, unknown fields rejected.
+
+Named by role: `…Input` comes in, the bare noun is what any reader sees, `MailboxCreated` is the one
+answer that carries a password.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.alias_generators import to_camel
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+EmailText = Annotated[str, StringConstraints(min_length=3, max_length=320)]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", from_attributes=True
+    )
+
+
+class OrgScoped(Schema):
+    org_id: Id | None = Field(default=None, description="Defaults to the API key's org.")
+
+
+class ListInput(OrgScoped):
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class ByIdInput(OrgScoped):
+    id: Id
+
+
+class Ok(Schema):
+    ok: Literal[True] = True
+
+
+# --- errors ---------------------------------------------------------------------------------------
+class ErrorBody(Schema):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorResponse(Schema):
+    error: ErrorBody
+
+
+# --- orgs and keys (admin) -----------------------------------------------------------------------
+class Org(Schema):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class OrgCreateInput(Schema):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+class OrgCreated(Schema):
+    org: Org
+
+
+class OrgList(Schema):
+    orgs: list[Org]
+    next_cursor: str | None
+
+
+class AdminListInput(Schema):
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class ApiKey(Schema):
+    id: str
+    org_id: str
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreateInput(Schema):
+    org_id: Id
+    name: ShortText | None = None
+
+
+class ApiKeyCreated(Schema):
+    api_key: ApiKey
+    key: str = Field(description="The secret, shown once.")
+
+
+class ApiKeyRevokeInput(Schema):
+    id: Id
+
+
+# --- members -------------------------------------------------------------------------------------
+class Member(Schema):
+    user_id: str
+    org_id: str
+    email: str | None
+    name: str | None
+    created_at: datetime
+
+
+class MemberAddInput(OrgScoped):
+    user_id: Id
+    email: EmailText | None = None
+    name: ShortText | None = None
+
+
+class MemberRemoveInput(OrgScoped):
+    user_id: Id
+
+
+class MemberAdded(Schema):
+    member: Member
+
+
+class MemberList(Schema):
+    members: list[Member]
+    next_cursor: str | None
+
+
+# --- domains -------------------------------------------------------------------------------------
+class Domain(Schema):
+    id: str
+    org_id: str
+    name: str
+    status: Literal["pending", "verified"]
+    dkim_selectors: list[str]
+    verified_at: datetime | None
+    created_at: datetime
+
+
+class DnsRecord(Schema):
+    type: Literal["TXT"]
+    name: str
+    value: str
+    purpose: Literal["verification", "dkim", "spf", "dmarc"]
+    required: bool
+
+
+class DomainAddInput(OrgScoped):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+
+
+class DomainWithRecords(Schema):
+    domain: Domain
+    records: list[DnsRecord]
+
+
+class DomainList(Schema):
+    domains: list[Domain]
+    next_cursor: str | None
+
+
+class DnsCheck(Schema):
+    name: str
+    expected: str
+    found: list[str]
+    ok: bool
+
+
+class DomainVerified(Schema):
+    domain: Domain
+    checks: list[DnsCheck]
+
+
+# --- mailboxes -----------------------------------------------------------------------------------
+class Mailbox(Schema):
+    id: str
+    org_id: str
+    address: str
+    local_part: str
+    domain: str
+    display_name: str | None
+    assigned_user_id: str | None
+    quota_mb: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MailboxCreateInput(OrgScoped):
+    address: EmailText
+    display_name: ShortText | None = None
+    assigned_user_id: Id | None = None
+    quota_mb: int | None = Field(default=None, ge=1, le=1_048_576)
+
+    @field_validator("display_name")
+    @classmethod
+    def _single_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\r" in value or "\n" in value):
+            raise ValueError("must not contain line breaks")
+        return value
+
+
+class MailboxCreated(Schema):
+    mailbox: Mailbox
+    password: str = Field(description="Shown once; only a hash is stored.")
+
+
+class MailboxAssignInput(OrgScoped):
+    id: Id
+    assigned_user_id: Id | None
+
+
+class MailboxOut(Schema):
+    mailbox: Mailbox
+
+
+class MailboxList(Schema):
+    mailboxes: list[Mailbox]
+    next_cursor: str | None
+
+
+# --- suppressions --------------------------------------------------------------------------------
+SuppressionReason = Literal["manual", "bounce", "complaint", "unsubscribe"]
+
+
+class Suppression(Schema):
+    id: str
+    org_id: str
+    email: str
+    reason: SuppressionReason
+    note: str | None
+    created_at: datetime
+
+
+class SuppressionAddInput(OrgScoped):
+    email: EmailText
+    reason: SuppressionReason = "manual"
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class SuppressionRemoveInput(OrgScoped):
+    email: EmailText
+
+
+class SuppressionOut(Schema):
+    suppression: Suppression
+
+
+class SuppressionList(Schema):
+    suppressions: list[Suppression]
+    next_cursor: str | None
+
+
+# --- messages ------------------------------------------------------------------------------------
+MessageStatus = Literal["queued", "sent", "failed", "bounced", "suppressed"]
+
+
+class RejectedRecipient(Schema):
+    email: str
+    code: int
+    message: str
+
+
+class MessageError(Schema):
+    code: str
+    message: str
+
+
+class MailMessage(Schema):
+    id: str
+    org_id: str
+    from_: str = Field(alias="from")
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    reply_to: list[str]
+    subject: str
+    status: MessageStatus
+    message_id: str
+    domain: str
+    dkim_selector: str | None
+    suppressed_recipients: list[str]
+    tags: dict[str, str]
+    size_bytes: int
+    rejected_recipients: list[RejectedRecipient]
+    relay_response: str | None
+    error: MessageError | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class Attachment(Schema):
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    content: str = Field(description="base64")
+    content_type: Annotated[str, StringConstraints(max_length=255)] | None = None
+    content_id: Annotated[str, StringConstraints(max_length=255)] | None = None
+
+
+class MailSendInput(OrgScoped):
+    from_: Annotated[str, StringConstraints(min_length=3, max_length=400)] = Field(alias="from")
+    to: EmailText | list[EmailText]
+    cc: list[EmailText] = Field(default_factory=list)
+    bcc: list[EmailText] = Field(default_factory=list)
+    reply_to: EmailText | list[EmailText] | None = None
+    subject: Annotated[str, StringConstraints(max_length=998)]
+    text: str | None = None
+    html: str | None = None
+    headers: dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], str] = Field(
+        default_factory=dict
+    )
+    attachments: list[Attachment] = Field(default_factory=list)
+    tags: dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], Annotated[str, StringConstraints(max_length=200)]] = Field(
+        default_factory=dict
+    )
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+
+
+class MessageOut(Schema):
+    message: MailMessage
+
+
+class MessageListInput(ListInput):
+    status: MessageStatus | None = None
+    recipient: EmailText | None = None
+
+
+class MessageList(Schema):
+    messages: list[MailMessage]
+    next_cursor: str | None

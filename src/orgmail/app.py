@@ -1,0 +1,116 @@
+"""create_app(): routers, error handlers, and the lifespan that owns the database and adapters."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from orgmail import __version__
+from orgmail.api import admin, mailboxes, members, suppressions
+from orgmail.api.errors import install_error_handlers
+from orgmail.api.limits import BodySizeLimit
+from orgmail.config import Settings, load_settings
+from orgmail.db.session import create_engine, create_session_factory, ping
+from orgmail.mail.store import MaildirStore
+
+log = logging.getLogger("orgmail")
+
+
+def _metrics(app: FastAPI) -> None:
+    registry = CollectorRegistry()
+    requests = Counter(
+        "orgmail_http_requests", "HTTP requests answered", ["path", "status"], registry=registry
+    )
+    latency = Histogram(
+        "orgmail_http_request_seconds", "HTTP request latency", ["path"], registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    )
+    app.state.metrics_registry = registry
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        requests.labels(path, str(response.status_code)).inc()
+        latency.labels(path).observe(time.perf_counter() - started)
+        return response
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents 422 for validation; we answer 400 `invalid_request`, so say that instead."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title="orgmail", version=__version__, routes=app.routes,
+                         description="Transactional email and mailbox provisioning behind one JSON API.")
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {})
+            if "422" in responses and "all_recipients_suppressed" not in responses["422"].get("description", ""):
+                del responses["422"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
+    schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    schema["security"] = [{"bearer": []}]
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = create_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.session_factory = create_session_factory(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = MaildirStore(settings.maildir_root)
+    install_error_handlers(app)
+    _metrics(app)
+
+    app.include_router(mailboxes.router)
+    app.include_router(suppressions.router)
+    app.include_router(members.router)
+    if settings.admin_token:
+        app.include_router(admin.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        try:
+            await ping(app.state.engine)
+        except Exception as exc:  # any failure to reach the database means "not ready"
+            log.warning("readyz: database unreachable: %s", exc.__class__.__name__)
+            return JSONResponse({"status": "unavailable"}, status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory uvicorn's workers import (`--workers N`)."""
+    return create_app(load_settings())

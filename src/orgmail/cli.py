@@ -1,0 +1,137 @@
+"""The `orgmail` command: serve, migrate, and the operator's verbs over the same core functions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from orgmail.config import Settings, load_settings
+from orgmail.db.session import create_engine, create_session_factory, upgrade_database
+
+app = typer.Typer(help="orgmail: transactional email and mailbox provisioning.", no_args_is_help=True)
+org_app = typer.Typer(help="Organizations.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+member_app = typer.Typer(help="Org members.", no_args_is_help=True)
+domain_app = typer.Typer(help="Sending and mailbox domains.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+app.add_typer(key_app, name="key")
+app.add_typer(member_app, name="member")
+app.add_typer(domain_app, name="domain")
+
+T = TypeVar("T")
+
+
+def _with_session(work: Callable[[Any, Settings], Awaitable[T]]) -> T:
+    """Run one unit of work against the configured database (migrated first)."""
+    settings = load_settings()
+    upgrade_database(settings.database_url)
+
+    async def runner() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                return await work(session, settings)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
+
+
+def _print(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8025,
+    workers: Annotated[int, typer.Option(help="Processes on one port (one per core).")] = 1,
+) -> None:
+    """Migrate the database, then serve the API (SIGTERM: stop accepting, finish in-flight sends)."""
+    import uvicorn
+
+    settings = load_settings()
+    upgrade_database(settings.database_url)
+    typer.echo(f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {settings.relay_url})")
+    uvicorn.run(
+        "orgmail.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=30,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the newest."""
+    settings = load_settings()
+    upgrade_database(settings.database_url)
+    typer.echo("database is up to date")
+
+
+@org_app.command("create")
+def org_create(name: str) -> None:
+    """Create an organization."""
+    from orgmail.core.orgs import create_org
+
+    async def work(session, _settings):
+        return await create_org(session, name=name)
+
+    org = _with_session(work)
+    _print({"id": org.id, "name": org.name, "createdAt": org.created_at.isoformat()})
+
+
+@key_app.command("create")
+def key_create(org: Annotated[str, typer.Option("--org", help="Org id (org_…).")], name: str | None = None) -> None:
+    """Create an API key for an org; the key is printed once."""
+    from orgmail.core.orgs import create_api_key
+
+    async def work(session, _settings):
+        return await create_api_key(session, org_id=org, name=name)
+
+    api_key, secret = _with_session(work)
+    _print({"id": api_key.id, "orgId": api_key.org_id, "key": secret})
+
+
+@member_app.command("add")
+def member_add(
+    org: Annotated[str, typer.Option("--org", help="Org id.")],
+    user_id: str,
+    email: str | None = None,
+    name: str | None = None,
+) -> None:
+    """Add a member (a user id from your identity system) to an org."""
+    from orgmail.core.members import add_member
+
+    async def work(session, _settings):
+        return await add_member(session, org_id=org, user_id=user_id, email=email, name=name)
+
+    member = _with_session(work)
+    _print({"userId": member.user_id, "orgId": member.org_id})
+
+
+@domain_app.command("mark-verified")
+def domain_mark_verified(
+    domain_id: str, org: Annotated[str, typer.Option("--org", help="Org id.")]
+) -> None:
+    """DEVELOPMENT ONLY: mark a domain verified without checking DNS."""
+    from orgmail.core.domains import mark_verified
+
+    async def work(session, _settings):
+        return await mark_verified(session, org_id=org, domain_id=domain_id)
+
+    domain = _with_session(work)
+    typer.secho("development only: DNS was not checked", fg=typer.colors.YELLOW, err=True)
+    _print({"id": domain.id, "name": domain.name, "status": domain.status})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,100 @@
+"""Settings, read once from ORGMAIL_* variables at start and passed down.
+
+The embedded defaults (SQLite and Maildir under the data folder, the local outbox as relay) make
+`orgmail serve` work with no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _parse_nameservers(value: str) -> tuple[tuple[str, int], ...]:
+    servers = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+        servers.append((host or item, int(port) if port else 53))
+    return tuple(servers)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    secret_key: bytes
+    relay_url: str = "outbox"
+    admin_token: str | None = None
+    dns_nameservers: tuple[tuple[str, int], ...] = ()
+    max_recipients: int = 50
+    max_message_bytes: int = 10 * 1024 * 1024
+    max_request_bytes: int = 15 * 1024 * 1024
+    relay_timeout_seconds: float = 30.0
+    relay_pool_size: int = 4
+    mailbox_retention_days: float = 7.0
+    host: str = "127.0.0.1"
+    port: int = 8025
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def maildir_root(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _load_or_create_secret(data_dir: Path) -> bytes:
+    """The secret key encrypts DKIM private keys at rest; on first start it is generated, mode 0600."""
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip().encode()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token.encode()
+
+
+def async_database_url(url: str) -> str:
+    """Accept the plain libpq form (postgresql://) and pick our async drivers."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+    return url
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    data_dir = Path(env.get("ORGMAIL_DATA_DIR", "./data")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = async_database_url(
+        env.get("ORGMAIL_DATABASE_URL") or f"sqlite:///{data_dir / 'orgmail.db'}"
+    )
+    secret = env.get("ORGMAIL_SECRET_KEY")
+    values = dict(
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key=secret.encode() if secret else _load_or_create_secret(data_dir),
+        relay_url=env.get("ORGMAIL_RELAY_URL", "outbox"),
+        admin_token=env.get("ORGMAIL_ADMIN_TOKEN") or None,
+        dns_nameservers=_parse_nameservers(env.get("ORGMAIL_DNS_NAMESERVERS", "")),
+        max_recipients=int(env.get("ORGMAIL_MAX_RECIPIENTS", 50)),
+        max_message_bytes=int(env.get("ORGMAIL_MAX_MESSAGE_BYTES", 10 * 1024 * 1024)),
+        max_request_bytes=int(env.get("ORGMAIL_MAX_REQUEST_BYTES", 15 * 1024 * 1024)),
+        relay_timeout_seconds=float(env.get("ORGMAIL_RELAY_TIMEOUT", 30)),
+        relay_pool_size=int(env.get("ORGMAIL_RELAY_POOL_SIZE", 4)),
+        mailbox_retention_days=float(env.get("ORGMAIL_MAILBOX_RETENTION", 7)),
+    )
+    values.update(overrides)
+    return Settings(**values)

@@ -1,0 +1,118 @@
+"""Mailboxes on an org's verified domains: a database row (with the Dovecot password hash) and a
+Maildir in the mail store. Create and delete keep the two in step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orgmail.addresses import parse_email
+from orgmail.core.domains import require_verified_domain
+from orgmail.core.members import require_member
+from orgmail.core.pages import Page, newest_first
+from orgmail.db.tables import Mailbox, utcnow
+from orgmail.errors import MailboxTaken, NotFound
+from orgmail.ids import new_id
+from orgmail.mail.passwords import generate_password, hash_for_dovecot
+from orgmail.mail.store import MailStore
+
+
+async def create_mailbox(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    store: MailStore,
+    address: str,
+    display_name: str | None = None,
+    assigned_user_id: str | None = None,
+    quota_mb: int | None = None,
+) -> tuple[Mailbox, str]:
+    """Returns the mailbox and its plaintext password, which is never available again.
+
+    All or nothing: the Maildir is made inside the transaction and removed if the commit fails.
+    """
+    parsed = parse_email(address, field="address")
+    # Dovecot looks log-ins up lower-cased ('%Lu'), so mailbox addresses are stored lower-cased whole.
+    local_part, domain_name = parsed.local_part.lower(), parsed.domain
+    full_address = f"{local_part}@{domain_name}"
+    password = generate_password()
+    password_hash = await asyncio.to_thread(hash_for_dovecot, password)
+    mailbox_id = new_id("mbx")
+    provisioned = False
+    try:
+        async with session.begin():
+            domain = await require_verified_domain(session, org_id=org_id, name=domain_name)
+            if assigned_user_id is not None:
+                await require_member(session, org_id=org_id, user_id=assigned_user_id)
+            taken = await session.scalar(select(Mailbox.id).where(Mailbox.address == full_address))
+            if taken is not None:
+                raise MailboxTaken(details={"address": full_address})
+            now = utcnow()
+            mailbox = Mailbox(
+                id=mailbox_id,
+                org_id=org_id,
+                domain_id=domain.id,
+                address=full_address,
+                local_part=local_part,
+                domain=domain_name,
+                display_name=display_name,
+                assigned_user_id=assigned_user_id,
+                quota_mb=quota_mb,
+                password_hash=password_hash,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(mailbox)
+            await session.flush()
+            await asyncio.to_thread(store.provision, mailbox_id)
+            provisioned = True
+    except IntegrityError:
+        # Two creates raced for one address: the unique index decided.
+        if provisioned:
+            await asyncio.to_thread(store.retire, mailbox_id)
+        raise MailboxTaken(details={"address": full_address}) from None
+    except BaseException:
+        if provisioned:
+            await asyncio.to_thread(store.retire, mailbox_id)
+        raise
+    return mailbox, password
+
+
+async def get_mailbox(session: AsyncSession, *, org_id: str, mailbox_id: str) -> Mailbox:
+    mailbox = await session.scalar(
+        select(Mailbox).where(Mailbox.org_id == org_id, Mailbox.id == mailbox_id)
+    )
+    if mailbox is None:
+        raise NotFound("No such mailbox.")
+    return mailbox
+
+
+async def list_mailboxes(
+    session: AsyncSession, *, org_id: str, limit: int = 50, cursor: str | None = None
+) -> Page[Mailbox]:
+    query = select(Mailbox).where(Mailbox.org_id == org_id)
+    return await newest_first(session, query, Mailbox.id, limit=limit, cursor=cursor)
+
+
+async def assign_mailbox(
+    session: AsyncSession, *, org_id: str, mailbox_id: str, assigned_user_id: str | None
+) -> Mailbox:
+    async with session.begin():
+        mailbox = await get_mailbox(session, org_id=org_id, mailbox_id=mailbox_id)
+        if assigned_user_id is not None:
+            await require_member(session, org_id=org_id, user_id=assigned_user_id)
+        mailbox.assigned_user_id = assigned_user_id
+        mailbox.updated_at = utcnow()
+    return mailbox
+
+
+async def delete_mailbox(session: AsyncSession, *, org_id: str, mailbox_id: str, store: MailStore) -> None:
+    """The row goes first (the account vanishes from Dovecot at once), then the Maildir."""
+    async with session.begin():
+        mailbox = await get_mailbox(session, org_id=org_id, mailbox_id=mailbox_id)
+        await session.delete(mailbox)
+    await asyncio.to_thread(store.retire, mailbox_id)

@@ -1,0 +1,71 @@
+"""The suppression list: addresses an org will not send to (by hand, or after a hard bounce)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orgmail.addresses import parse_email
+from orgmail.core.pages import Page, newest_first
+from orgmail.db.tables import Suppression
+from orgmail.errors import NotFound
+from orgmail.ids import new_id
+
+
+async def add_suppression(
+    session: AsyncSession, *, org_id: str, email: str, reason: str = "manual", note: str | None = None
+) -> Suppression:
+    """Idempotent: suppressing an address twice keeps the first entry (its reason and note)."""
+    address = parse_email(email).email
+    async with session.begin():
+        await insert_suppressions(session, org_id=org_id, emails=[address], reason=reason, note=note)
+        return await session.scalar(
+            select(Suppression).where(Suppression.org_id == org_id, Suppression.email == address)
+        )
+
+
+async def insert_suppressions(
+    session: AsyncSession, *, org_id: str, emails: Iterable[str], reason: str, note: str | None = None
+) -> None:
+    """Insert-or-ignore, safe under concurrent sends that bounce on the same address."""
+    rows = [
+        dict(id=new_id("sup"), org_id=org_id, email=email, reason=reason, note=note)
+        for email in dict.fromkeys(emails)
+    ]
+    if not rows:
+        return
+    dialect = session.bind.dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Suppression).values(rows).on_conflict_do_nothing(index_elements=["org_id", "email"])
+    await session.execute(statement)
+
+
+async def list_suppressions(
+    session: AsyncSession, *, org_id: str, limit: int = 50, cursor: str | None = None
+) -> Page[Suppression]:
+    query = select(Suppression).where(Suppression.org_id == org_id)
+    return await newest_first(session, query, Suppression.id, limit=limit, cursor=cursor)
+
+
+async def remove_suppression(session: AsyncSession, *, org_id: str, email: str) -> None:
+    address = parse_email(email).email
+    async with session.begin():
+        result = await session.execute(
+            delete(Suppression).where(Suppression.org_id == org_id, Suppression.email == address)
+        )
+        if result.rowcount == 0:
+            raise NotFound("That address is not on the suppression list.")
+
+
+async def suppressed_among(session: AsyncSession, *, org_id: str, emails: Iterable[str]) -> set[str]:
+    wanted = list(dict.fromkeys(emails))
+    if not wanted:
+        return set()
+    found = await session.scalars(
+        select(Suppression.email).where(Suppression.org_id == org_id, Suppression.email.in_(wanted))
+    )
+    return set(found)

@@ -1,0 +1,142 @@
+"""Auth and the error contract: 401 for bad keys, the error shape for every failure, no 500s."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer nonsense", "Basic abc", "Bearer omk_01ABC_wrongsecret"])
+async def test_missing_or_invalid_key_is_401(http, header):
+    headers = {"Authorization": header} if header else {}
+    response = await http.post("/v1/mail/mailboxes/list", json={}, headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"error": {"code": "unauthorized", "message": "A valid API key is required."}}
+
+
+async def test_right_key_id_with_wrong_secret_is_401(tenant):
+    key_id_part = tenant.key.rsplit("_", 1)[0] if tenant.key.count("_") >= 2 else tenant.key
+    forged = tenant.key[: len("omk_") + 26] + "_" + "x" * 43
+    response = await tenant.http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+    assert key_id_part  # the forged key keeps the real key id
+
+
+async def test_revoked_key_is_401(http, tenant):
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    created = await http.post("/v1/admin/keys/create", json={"orgId": tenant.org_id, "name": "temp"}, headers=admin)
+    assert created.status_code == 200
+    body = created.json()
+    key = body["key"]
+    assert body["apiKey"]["orgId"] == tenant.org_id and key.startswith("omk_")
+    assert (await http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {key}"})).status_code == 200
+    revoked = await http.post("/v1/admin/keys/revoke", json={"id": body["apiKey"]["id"]}, headers=admin)
+    assert revoked.json() == {"ok": True}
+    assert (await http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {key}"})).status_code == 401
+
+
+async def test_admin_creates_orgs_and_acts_on_any_org_by_org_id(http, tenant):
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    org = (await http.post("/v1/admin/orgs/create", json={"name": "Initech"}, headers=admin)).json()["org"]
+    assert org["id"].startswith("org_") and org["name"] == "Initech"
+    listed = (await http.post("/v1/admin/orgs/list", json={"limit": 200}, headers=admin)).json()
+    assert org["id"] in [o["id"] for o in listed["orgs"]]
+    added = await http.post("/v1/mail/members/add", json={"orgId": org["id"], "userId": "u"}, headers=admin)
+    assert added.status_code == 200 and added.json()["member"]["orgId"] == org["id"]
+    no_org = await http.post("/v1/mail/members/list", json={}, headers=admin)
+    assert no_org.status_code == 400 and no_org.json()["error"]["details"]["fields"][0]["path"] == "orgId"
+    unknown = await http.post("/v1/mail/members/list", json={"orgId": "org_nope"}, headers=admin)
+    assert unknown.status_code == 404
+
+
+async def test_api_key_cannot_call_admin_endpoints(tenant):
+    response = await tenant.call("/v1/admin/orgs/list", {})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b"not json",
+        b"[]",
+        b"null",
+        b'"text"',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        b"\xff\xfe",
+    ],
+    ids=["truncated", "text", "array", "null", "string", "deep-array", "deep-object", "not-utf8"],
+)
+async def test_malformed_bodies_are_invalid_request(tenant, raw):
+    response = await tenant.http.post(
+        "/v1/mail/mailboxes/create",
+        content=raw,
+        headers={"Authorization": f"Bearer {tenant.key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+async def test_unknown_fields_are_rejected_with_their_path(tenant):
+    response = await tenant.call("/v1/mail/suppressions/add", {"email": "a@example.com", "colour": "red"})
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["fields"] == [{"path": "colour", "message": "unknown field"}]
+
+
+async def test_wrong_types_are_invalid_request(tenant):
+    response = await tenant.call("/v1/mail/mailboxes/list", {"limit": "many"})
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["fields"][0]["path"] == "limit"
+    too_many = await tenant.call("/v1/mail/mailboxes/list", {"limit": 201})
+    assert too_many.status_code == 400
+
+
+async def test_bad_cursor_is_invalid_request(tenant):
+    response = await tenant.call("/v1/mail/mailboxes/list", {"cursor": "%%%"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+
+
+async def test_oversized_body_is_413_without_reading_it_all(app, tenant):
+    limit = app.state.settings.max_request_bytes
+    body = json.dumps({"email": "a@example.com", "note": "x" * (limit + 10)}).encode()
+    response = await tenant.http.post(
+        "/v1/mail/suppressions/add", content=body,
+        headers={"Authorization": f"Bearer {tenant.key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "message_too_large"
+
+    async def chunks():
+        for _ in range(limit // 65536 + 2):
+            yield b"x" * 65536
+
+    streamed = await tenant.http.post(
+        "/v1/mail/suppressions/add", content=chunks(),
+        headers={"Authorization": f"Bearer {tenant.key}", "Content-Type": "application/json"},
+    )
+    assert streamed.status_code == 413
+
+
+async def test_unknown_endpoint_and_wrong_method_use_the_error_shape(tenant):
+    missing = await tenant.call("/v1/mail/nothing/here", {})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    wrong = await tenant.http.get("/v1/mail/mailboxes/list")
+    assert wrong.status_code == 405 and "error" in wrong.json()
+
+
+async def test_health_ready_metrics_and_openapi(http):
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    assert (await http.get("/readyz")).json() == {"status": "ok"}
+    metrics = await http.get("/metrics")
+    assert "orgmail_http_requests" in metrics.text
+    schema = (await http.get("/openapi.json")).json()
+    create = schema["paths"]["/v1/mail/mailboxes/create"]["post"]
+    assert {"400", "401", "403", "404", "409", "413", "503"} <= set(create["responses"])
+    assert "422" not in create["responses"]
+    body_ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert schema["components"]["schemas"][body_ref]["additionalProperties"] is False
+    assert (await http.get("/docs")).status_code == 200
