@@ -18,6 +18,7 @@ from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
 from orgmail.config import Settings, load_settings
 from orgmail.db.session import create_engine, create_session_factory, ping
+from orgmail.mail.dkim import KeyVault
 from orgmail.mail.store import MaildirStore
 
 log = logging.getLogger("orgmail")
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.store = MaildirStore(settings.maildir_root)
+    app.state.vault = KeyVault(settings.secret_key)
     install_error_handlers(app)
     _metrics(app)
 
