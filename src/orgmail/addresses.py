@@ -7,8 +7,9 @@ that DNS look-ups, Dovecot log-ins and suppressions all agree on one spelling.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email import errors as email_errors
 from email.headerregistry import Address as HeaderAddress
-from email.utils import getaddresses
+from email.headerregistry import HeaderRegistry
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -50,14 +51,19 @@ def parse_email(text: str, *, field: str = "email") -> Address:
     return Address(local_part=valid.local_part, domain=valid.ascii_domain.lower())
 
 
+_HEADER_PARSER = HeaderRegistry()
+
+
 def parse_mailbox(text: str, *, field: str = "from") -> Address:
     """`Name <local@domain>` or a bare address, as in a From or Reply-To header."""
     if any(ch in text for ch in "\r\n\0"):
         raise _reject(field, text, "line breaks are not allowed")
-    parsed = getaddresses([text], strict=True)
-    if len(parsed) != 1 or not parsed[0][1]:
+    # The header parser, not getaddresses(): its strict mode (CVE-2023-27043) is missing from early 3.11s.
+    header = _HEADER_PARSER("to", text)
+    invalid = [d for d in header.defects if not isinstance(d, email_errors.ObsoleteHeaderDefect)]
+    if invalid or len(header.addresses) != 1 or not header.addresses[0].addr_spec:
         raise _reject(field, text, "expected one address, as 'Name <local@domain>' or 'local@domain'")
-    name, addr = parsed[0]
+    name, addr = header.addresses[0].display_name, header.addresses[0].addr_spec
     address = parse_email(addr, field=field)
     return Address(address.local_part, address.domain, name or None)
 

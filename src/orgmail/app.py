@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,12 +14,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from orgmail import __version__
-from orgmail.api import admin, mailboxes, members, suppressions
+from orgmail.api import admin, mailboxes, members, messages, suppressions
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
 from orgmail.config import Settings, load_settings
+from orgmail.core.sending import fail_unfinished_sends
 from orgmail.db.session import create_engine, create_session_factory, ping
 from orgmail.mail.dkim import KeyVault
+from orgmail.mail.relay import relay_from_url
 from orgmail.mail.store import MaildirStore
 
 log = logging.getLogger("orgmail")
@@ -65,6 +68,20 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+async def _settle_unfinished_sends(app: FastAPI, settings: Settings) -> None:
+    """Rows a previous run left `queued` (DESIGN.md §5); a database that is not up yet is not fatal."""
+    try:
+        async with app.state.session_factory() as session:
+            count = await fail_unfinished_sends(
+                session, older_than=timedelta(seconds=settings.relay_timeout_seconds)
+            )
+    except Exception as exc:  # the service must start (and answer 503) even with the database down
+        log.warning("could not settle unfinished sends at start: %s", exc.__class__.__name__)
+        return
+    if count:
+        log.warning("%d message(s) were cut off mid-relay and are now failed/outcome_unknown", count)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
 
@@ -73,9 +90,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.database_url)
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
+        app.state.relay = relay_from_url(settings)
+        await _settle_unfinished_sends(app, settings)
         try:
             yield
         finally:
+            await app.state.relay.close()
             await engine.dispose()
 
     app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)
@@ -88,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mailboxes.router)
     app.include_router(suppressions.router)
     app.include_router(members.router)
+    app.include_router(messages.router)
     if settings.admin_token:
         app.include_router(admin.router)
 

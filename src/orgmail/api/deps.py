@@ -14,6 +14,7 @@ from orgmail.config import Settings
 from orgmail.core.orgs import org_for_key, require_org
 from orgmail.errors import ForbiddenOrg, InvalidRequest, Unauthorized
 from orgmail.mail.dkim import KeyVault
+from orgmail.mail.relay import Relay
 from orgmail.mail.store import MailStore
 
 
@@ -34,7 +35,12 @@ def get_vault(request: Request) -> KeyVault:
     return request.app.state.vault
 
 
+def get_relay(request: Request) -> Relay:
+    return request.app.state.relay
+
+
 DbSession = Annotated[AsyncSession, Depends(get_session)]
+MailRelay = Annotated[Relay, Depends(get_relay)]
 Vault = Annotated[KeyVault, Depends(get_vault)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[MailStore, Depends(get_store)]
