@@ -139,7 +139,7 @@ class SmtpTestRelay:
         )
         if ok:
             self.logins.append(auth_data.login.decode())
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     def _protocol(self) -> SMTP:
         self.sessions += 1
