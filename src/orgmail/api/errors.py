@@ -22,7 +22,7 @@ def error_response(error: OrgmailError, headers: dict[str, str] | None = None) -
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details:
         body["details"] = error.details
-    if isinstance(error, Unavailable) or error.code == "relay_unavailable":
+    if error.status == 503:  # every 503 here is temporary (database, relay, DNS): say when to retry
         headers = {"Retry-After": RETRY_AFTER_SECONDS, **(headers or {})}
     return JSONResponse({"error": body}, status_code=error.status, headers=headers)
 
