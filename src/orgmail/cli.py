@@ -156,19 +156,6 @@ def member_add(
     _print({"userId": member.user_id, "orgId": member.org_id})
 
 
-def _domain_command(work: Callable[[Any, Settings], Awaitable[T]]) -> T:
-    """Run a domain verb; a domain error (taken, not found, DNS down) is one line and exit status 1."""
-    from orgmail.errors import OrgmailError
-
-    try:
-        return _with_session(work)
-    except OrgmailError as error:
-        typer.secho(f"{error.code}: {error.message}", fg=typer.colors.RED, err=True)
-        if error.details:
-            typer.echo(json.dumps(error.details), err=True)
-        raise typer.Exit(1) from None
-
-
 @domain_app.command("add")
 def domain_add(name: str, org: Annotated[str, typer.Option("--org", help="Org id.")]) -> None:
     """Add a domain (new DKIM keys) and print the DNS records to publish before `domain verify`."""
@@ -180,7 +167,7 @@ def domain_add(name: str, org: Annotated[str, typer.Option("--org", help="Org id
         domain = await add_domain(session, org_id=org, name=name, vault=KeyVault(settings.secret_key))
         return await get_domain(session, org_id=org, domain_id=domain.id)
 
-    view = _domain_command(work)
+    view = _with_session(work)
     added = DomainWithRecords(
         domain=Domain.model_validate(view), records=[DnsRecord.model_validate(r) for r in view.records]
     )
@@ -201,7 +188,7 @@ def domain_verify(domain_id: str, org: Annotated[str, typer.Option("--org", help
         resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
         return await verify_domain(session, org_id=org, domain_id=domain_id, resolver=resolver)
 
-    result = _domain_command(work)
+    result = _with_session(work)
     verified = DomainVerified(
         domain=Domain.model_validate(result.domain), checks=[DnsCheck.model_validate(c) for c in result.checks]
     )

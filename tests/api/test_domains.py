@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orgmail.mail.dns import DnsTxtResolver
 from tests.dns_server import unused_udp_port
@@ -247,11 +249,15 @@ async def test_dns_servfail_is_dns_unavailable_and_changes_nothing(tenant, dns_s
     assert fetched["domain"]["status"] == "pending"
 
 
-async def test_unreachable_dns_is_dns_unavailable_not_500(app, tenant, monkeypatch):
+async def test_unreachable_dns_is_dns_unavailable_not_500(app, tenant):
     added = await add_domain(tenant)
-    nowhere = DnsTxtResolver([("127.0.0.1", unused_udp_port())], timeout_seconds=1)
-    monkeypatch.setattr(app.state, "dns_resolver", nowhere)
-    response = await tenant.call("/v1/mail/domains/verify", {"id": added["domain"]["id"]})
+    configured = app.state.dns_resolver
+    # (not monkeypatch: its undo deletes attributes of Starlette's State instead of restoring them)
+    app.state.dns_resolver = DnsTxtResolver([("127.0.0.1", unused_udp_port())], timeout_seconds=1)
+    try:
+        response = await tenant.call("/v1/mail/domains/verify", {"id": added["domain"]["id"]})
+    finally:
+        app.state.dns_resolver = configured
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "dns_unavailable"
     assert "retry-after" in response.headers
@@ -265,3 +271,21 @@ async def test_every_domain_operation_declares_its_statuses_in_openapi(http):
     assert {"404", "503"} <= declared["verify"]
     assert {"404", "409"} <= declared["delete"]
     assert "422" not in set().union(*declared.values())
+
+
+DOMAIN_ENDPOINTS = [f"/v1/mail/domains/{verb}" for verb in ("add", "get", "list", "verify", "delete")]
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=80)
+domain_bodies = st.dictionaries(
+    st.sampled_from(["name", "id", "orgId", "limit", "cursor"]) | st.text(max_size=8),
+    scalars | st.lists(scalars, max_size=3),
+    max_size=4,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(path=st.sampled_from(DOMAIN_ENDPOINTS), body=domain_bodies)
+async def test_no_body_gets_a_server_error(tenant, path, body):
+    response = await tenant.call(path, body)
+    assert response.status_code < 500, (path, body, response.text)
+    if response.status_code != 200:
+        assert response.json()["error"]["code"]
