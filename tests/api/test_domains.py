@@ -212,6 +212,12 @@ async def test_invalid_domain_names_are_400_with_the_field_path(tenant, name):
     assert error["details"]["fields"][0]["path"] == "name"
 
 
+async def test_an_invalid_name_is_explained_as_a_domain_name(tenant):
+    error = (await tenant.call("/v1/mail/domains/add", {"name": "localhost"})).json()["error"]
+    assert error["message"].startswith("name is not a valid domain name")
+    assert error["details"]["fields"] == [{"path": "name", "message": "not a valid domain name", "value": "localhost"}]
+
+
 async def test_unknown_fields_are_rejected(tenant):
     response = await tenant.call("/v1/mail/domains/add", {"name": fresh_domain(), "dkim": "off"})
     assert response.status_code == 400
