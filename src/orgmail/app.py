@@ -16,6 +16,7 @@ from orgmail import __version__
 from orgmail.api import admin, domains, mailboxes, members, suppressions
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
+from orgmail.api.ratelimit import RateLimit
 from orgmail.config import Settings, load_settings
 from orgmail.db.session import create_engine, create_session_factory, ping
 from orgmail.mail.dkim import KeyVault
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.rate_limit_per_second > 0:
+        app.add_middleware(RateLimit, rate_per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     return app
 
 
