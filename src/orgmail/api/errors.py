@@ -74,7 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             error = OrgmailError("Method not allowed; every call is a POST.")
             error.code, error.status = "method_not_allowed", 405
-            return error_response(error)
+            return error_response(error, headers=getattr(exc, "headers", None))  # keeps Allow
         if exc.status_code == 400:
             return error_response(InvalidRequest("The request body could not be parsed."))
         error = OrgmailError(str(exc.detail))
