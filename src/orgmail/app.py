@@ -14,13 +14,15 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from orgmail import __version__
-from orgmail.api import admin, mailboxes, members, messages, suppressions
+from orgmail.api import admin, domains, mailboxes, members, messages, suppressions
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
+from orgmail.api.ratelimit import RateLimit
 from orgmail.config import Settings, load_settings
 from orgmail.core.sending import fail_unfinished_sends
 from orgmail.db.session import create_engine, create_session_factory, ping
 from orgmail.mail.dkim import KeyVault
+from orgmail.mail.dns import DnsTxtResolver
 from orgmail.mail.relay import relay_from_url
 from orgmail.mail.store import MaildirStore
 
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = MaildirStore(settings.maildir_root)
     app.state.vault = KeyVault(settings.secret_key)
+    app.state.dns_resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
     install_error_handlers(app)
     _metrics(app)
 
@@ -109,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(suppressions.router)
     app.include_router(members.router)
     app.include_router(messages.router)
+    app.include_router(domains.router)
     if settings.admin_token:
         app.include_router(admin.router)
 
@@ -131,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.rate_limit_per_second > 0:
+        app.add_middleware(RateLimit, rate_per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     return app
 
 

@@ -219,3 +219,20 @@ async def test_the_row_keeps_the_signed_bytes(sender, smtp_relay, relay_app):
     async with relay_app.state.session_factory() as session:
         row = await session.scalar(select(Message).where(Message.id == message["id"]))
     assert row.raw == smtp_relay.received[0].content
+
+
+async def test_lone_surrogates_are_400_not_500(sender, smtp_relay):
+    raw = '{"from": "ann@%s", "to": "bob@example.net", "subject": "x", "text": "a\\ud800b"}' % sender.domain
+    response = await sender.http.post(
+        "/v1/mail/messages/send", content=raw,
+        headers={"Authorization": f"Bearer {sender.key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+    assert smtp_relay.received == []
+
+
+async def test_openapi_declares_the_send_statuses(sender):
+    document = (await sender.http.get("/openapi.json")).json()
+    send = document["paths"]["/v1/mail/messages/send"]["post"]
+    assert {"200", "400", "401", "403", "404", "409", "413", "422", "502", "503"} <= set(send["responses"])
+    assert any(p["name"] == "Idempotency-Key" for p in send["parameters"])

@@ -29,7 +29,7 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-@router.post("/send", responses=errors(403, 409, 422, 502))
+@router.post("/send", responses=errors(403, 404, 409, 422, 502))
 async def send(
     body: MailSendInput,
     caller: Caller,

@@ -82,9 +82,17 @@ class SendRequest:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        """Identifies the request for idempotency: the same key with another fingerprint is a 409."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), default=list)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        """Identifies the request for idempotency: the same key with another fingerprint is a 409.
+
+        JSON lets a client send lone surrogates ("\\ud800"), which no mail or database can store:
+        they are refused here, the first place the whole request is encoded.
+        """
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=list)
+        try:
+            encoded = canonical.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _invalid("body", "text must be valid Unicode (no lone surrogates)") from None
+        return hashlib.sha256(encoded).hexdigest()
 
 
 @dataclass(frozen=True)
