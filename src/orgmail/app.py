@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from orgmail import __version__
 from orgmail.api import admin, domains, mailboxes, members, messages, suppressions
+from orgmail.api.deps import ApiKeyCache
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
 from orgmail.api.ratelimit import RateLimit
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = MaildirStore(settings.maildir_root)
     app.state.vault = KeyVault(settings.secret_key)
+    app.state.api_key_cache = ApiKeyCache()
     app.state.dns_resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
     install_error_handlers(app)
     _metrics(app)

@@ -127,37 +127,51 @@ async def send_message(
     vault: KeyVault,
     limits: Limits,
 ) -> Message:
-    """Send one message and return its row (`sent`); failures raise after the row says why."""
+    """Send one message and return its row (`sent`); failures raise after the row says why.
+
+    Everything up to the `queued` row is one transaction: the idempotency look-up, the domain, its
+    keys and the suppression list are read, and the row written, with one round of BEGIN/COMMIT.
+    """
     request_hash = request.fingerprint()
-    if idempotency_key is not None:
-        earlier = await _find_by_key(session, org_id=org_id, idempotency_key=idempotency_key)
-        if earlier is not None:
-            return await _repeat(session, earlier, request_hash=request_hash, relay=relay, limits=limits)
-
     checked = validate(request, limits=limits)
-    async with session.begin():
-        domain = await resolve_sender_domain(session, org_id=org_id, sender=checked.sender)
-        keys = await load_signing_keys(session, domain_id=domain.id, vault=vault)
-        already_suppressed = await suppressed_among(session, org_id=org_id, emails=checked.recipients())
-    recipients, suppressed = drop_suppressed(checked.recipients(), already_suppressed)
+    earlier: Message | None = None
+    try:
+        async with session.begin():
+            if idempotency_key is not None:
+                earlier = await _find_by_key(session, org_id=org_id, idempotency_key=idempotency_key)
+            if earlier is None:
+                domain = await resolve_sender_domain(session, org_id=org_id, sender=checked.sender)
+                keys = await load_signing_keys(session, domain_id=domain.id, vault=vault)
+                already_suppressed = await suppressed_among(session, org_id=org_id, emails=checked.recipients())
+                recipients, suppressed = drop_suppressed(checked.recipients(), already_suppressed)
+                row = _new_row(org_id, request, checked, domain, keys, suppressed, idempotency_key, request_hash)
+                if recipients:
+                    size_hint = _estimated_size(request, checked)
+                    message = await _off_loop_if_large(
+                        build_message, request, checked, message_id=row.message_id, size_hint=size_hint
+                    )
+                    signed = await _off_loop_if_large(sign, message, domain=domain.name, keys=keys, size_hint=size_hint)
+                    if len(signed) > limits.max_message_bytes:
+                        raise MessageTooLarge(details={"sizeBytes": len(signed), "limitBytes": limits.max_message_bytes})
+                    row.raw, row.size_bytes = signed, len(signed)
+                else:
+                    row.status = "suppressed"
+                session.add(row)  # queued (or suppressed)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # A concurrent request with the same key wrote its row first: its outcome is ours.
+        async with session.begin():
+            earlier = await _find_by_key(session, org_id=org_id, idempotency_key=idempotency_key)
+        if earlier is None:
+            raise
+    if earlier is not None:
+        session.expunge(earlier)
+        return await _repeat(session, earlier, request_hash=request_hash, relay=relay, limits=limits)
 
-    row = _new_row(org_id, request, checked, domain, keys, suppressed, idempotency_key, request_hash)
-    if not recipients:
-        row.status = "suppressed"
-        written = await _write_row(session, row, request_hash=request_hash, relay=relay, limits=limits)
-        if written is not row:
-            return written  # a concurrent duplicate took the idempotency key; its outcome is ours
+    session.expunge(row)  # from here on the row changes only through explicit UPDATEs
+    if row.status == "suppressed":
         raise AllRecipientsSuppressed(details={"messageId": row.id, "suppressedRecipients": suppressed})
-
-    size_hint = _estimated_size(request, checked)
-    message = await _off_loop_if_large(build_message, request, checked, message_id=row.message_id, size_hint=size_hint)
-    signed = await _off_loop_if_large(sign, message, domain=domain.name, keys=keys, size_hint=size_hint)
-    if len(signed) > limits.max_message_bytes:
-        raise MessageTooLarge(details={"sizeBytes": len(signed), "limitBytes": limits.max_message_bytes})
-    row.raw, row.size_bytes = signed, len(signed)
-    written = await _write_row(session, row, request_hash=request_hash, relay=relay, limits=limits)
-    if written is not row:
-        return written
     return await relay_and_record(session, row=row, relay=relay, recipients=recipients)
 
 
@@ -303,13 +317,9 @@ async def fail_unfinished_sends(session: AsyncSession, *, older_than: timedelta)
 
 # --- idempotency ---------------------------------------------------------------------------------
 async def _find_by_key(session: AsyncSession, *, org_id: str, idempotency_key: str) -> Message | None:
-    async with session.begin():
-        row = await session.scalar(
-            select(Message).where(Message.org_id == org_id, Message.idempotency_key == idempotency_key)
-        )
-    if row is not None:
-        session.expunge(row)
-    return row
+    return await session.scalar(
+        select(Message).where(Message.org_id == org_id, Message.idempotency_key == idempotency_key)
+    )
 
 
 async def _repeat(
@@ -357,24 +367,6 @@ async def _claim_for_retry(session: AsyncSession, row: Message) -> bool:
         return False
     row.status, row.error_code, row.error_message, row.updated_at = "queued", None, None, now
     return True
-
-
-async def _write_row(
-    session: AsyncSession, row: Message, *, request_hash: str, relay: Relay, limits: Limits
-) -> Message:
-    """Insert the row; if a concurrent request took the same idempotency key first, defer to it."""
-    try:
-        async with session.begin():
-            session.add(row)
-        session.expunge(row)  # from here on the row changes only through explicit UPDATEs
-        return row
-    except IntegrityError:
-        if row.idempotency_key is None:
-            raise
-    earlier = await _find_by_key(session, org_id=row.org_id, idempotency_key=row.idempotency_key)
-    if earlier is None:
-        raise RuntimeError("idempotency key conflict without a row")  # pragma: no cover
-    return await _repeat(session, earlier, request_hash=request_hash, relay=relay, limits=limits)
 
 
 async def _store_failure(session: AsyncSession, row: Message, *, code: str, reason: str) -> None:
