@@ -238,31 +238,36 @@ async def flat_out(base: str, key: str, domain: str, requests: int, concurrency:
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return {"sends_per_s": requests / elapsed, **_percentiles(latencies), "failures": failures}
+    return {"sends_per_s": round(requests / elapsed, 1), **_percentiles(latencies), "failures": failures}
 
 
-async def fixed_rate(base: str, key: str, domain: str, rate: float, seconds: float) -> dict:
+async def fixed_rate(base: str, key: str, domain: str, rate: float, seconds: float, in_flight: int = 128) -> dict:
+    """Open loop: a send is due every 1/rate s whatever happened to the others. Latency counts from
+    when it was due, so a backlog shows up in the figures instead of slowing the offered rate."""
     latencies: list[float] = []
-    failures: dict[int, int] = {}
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
+    failures: dict = {}
+    slots = asyncio.Semaphore(in_flight)  # httpx's pool gets slow with thousands of queued requests
+    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60,
                                  headers={"Authorization": f"Bearer {key}"}) as client:
-        async def one(n: int) -> None:
-            started = time.perf_counter()
-            status = await _post(client, send_body(domain, n))
-            latencies.append(time.perf_counter() - started)
+        async def one(n: int, due: float) -> None:
+            async with slots:
+                status = await _post(client, send_body(domain, n))
+            latencies.append(time.perf_counter() - due)
             if status != 200:
                 failures[status] = failures.get(status, 0) + 1
 
         tasks, total, begin = [], int(rate * seconds), time.perf_counter()
         for n in range(total):
-            delay = begin + n / rate - time.perf_counter()
+            due = begin + n / rate
+            delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n)))
+            tasks.append(asyncio.create_task(one(n, due)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - begin
-    return {"offered_per_s": rate, "achieved_per_s": total / elapsed, **_percentiles(latencies), "failures": failures}
+    return {"offered_per_s": rate, "achieved_per_s": round(total / elapsed, 1), **_percentiles(latencies),
+            "failures": failures}
 
 
 def _percentiles(latencies: list[float]) -> dict:
@@ -291,7 +296,7 @@ async def run_one(kind: str, args) -> dict:
         key, domain = await provision(env)
         server = subprocess.Popen(
             [str(Path(sys.executable).parent / "orgmail"), "serve", "--port", str(http_port), "--workers", str(args.workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            env=env, stdout=subprocess.DEVNULL, stderr=(data_dir / "server.log").open("wb"), start_new_session=True,
         )
         base = f"http://127.0.0.1:{http_port}"
         async with httpx.AsyncClient(base_url=base) as probe:
@@ -302,14 +307,18 @@ async def run_one(kind: str, args) -> dict:
                 except httpx.TransportError:
                     await asyncio.sleep(0.1)
             else:
-                raise RuntimeError("the service did not start: " + server.stderr.read().decode()[-2000:])
+                raise RuntimeError("the service did not start: " + (data_dir / "server.log").read_text()[-2000:])
         await flat_out(base, key, domain, min(500, args.requests), args.concurrency)  # warm-up: pools, caches
-        pids = process_tree(server.pid) + [sink.pid]
-        cpu_before, sunk_before = cpu_seconds(pids), delivered.value
+        service_pids = process_tree(server.pid)
+        before = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), time.process_time())
+        sunk_before = delivered.value
         throughput = await flat_out(base, key, domain, args.requests, args.concurrency)
-        cpu_used = cpu_seconds(pids) - cpu_before
+        after = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), time.process_time())
         throughput["relay_received"] = delivered.value - sunk_before
-        throughput["service_and_sink_cpu_ms_per_send"] = round(cpu_used * 1000 / args.requests, 2)
+        throughput["cpu_ms_per_send"] = {
+            name: round((b - a) * 1000 / args.requests, 2)
+            for name, a, b in zip(("service", "smtp_sink", "load_generator"), before, after)
+        }
         latency = await fixed_rate(base, key, domain, args.rate, args.seconds)
         return {"database": kind, "workers": args.workers, "throughput": throughput,
                 f"latency_at_{args.rate:g}_per_s": latency, "peak_rss_mb": round(peak_rss_mb(server.pid), 1)}
@@ -319,7 +328,10 @@ async def run_one(kind: str, args) -> dict:
             server.wait(timeout=40)
         sink.terminate()
         await drop_database(pg_name)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if args.keep_logs:
+            print(f"server log: {data_dir / 'server.log'}", file=sys.stderr)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def main() -> None:
@@ -331,6 +343,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="sends/s offered in the latency run")
     parser.add_argument("--seconds", type=float, default=10, help="length of the latency run")
     parser.add_argument("--pool", type=int, default=4, help="SMTP connections per worker")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the data folder and the server log")
     args = parser.parse_args()
 
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],

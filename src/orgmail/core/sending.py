@@ -17,7 +17,8 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from email.utils import getaddresses
@@ -129,14 +130,15 @@ async def send_message(
 ) -> Message:
     """Send one message and return its row (`sent`); failures raise after the row says why.
 
-    Everything up to the `queued` row is one transaction: the idempotency look-up, the domain, its
-    keys and the suppression list are read, and the row written, with one round of BEGIN/COMMIT.
+    Everything up to the `queued` row runs on one database connection in autocommit: the reads need
+    no snapshot together, and the row is one INSERT (the unique index on the idempotency key is what
+    settles a race), so BEGIN and COMMIT would only add round trips.
     """
     request_hash = request.fingerprint()
     checked = validate(request, limits=limits)
     earlier: Message | None = None
     try:
-        async with session.begin():
+        async with _autocommit(session):
             if idempotency_key is not None:
                 earlier = await _find_by_key(session, org_id=org_id, idempotency_key=idempotency_key)
             if earlier is None:
@@ -157,6 +159,7 @@ async def send_message(
                 else:
                     row.status = "suppressed"
                 session.add(row)  # queued (or suppressed)
+                await session.flush()
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -278,7 +281,8 @@ async def record_result(session: AsyncSession, *, row: Message, result: RelayRes
         updated_at=now,
     )
     bounced = [email for email, (code, text) in result.rejected.items() if is_hard_bounce(code, text)]
-    async with session.begin():
+    # The row and its bounce suppressions change together; a plain `sent` is one UPDATE on its own.
+    async with session.begin() if bounced else _autocommit(session):
         await session.execute(update(Message).where(Message.id == row.id).values(**values))
         await insert_suppressions(
             session, org_id=row.org_id, emails=bounced, reason="bounce", note=f"rejected by the relay for {row.id}"
@@ -371,7 +375,7 @@ async def _claim_for_retry(session: AsyncSession, row: Message) -> bool:
 
 async def _store_failure(session: AsyncSession, row: Message, *, code: str, reason: str) -> None:
     values = dict(status="failed", error_code=code, error_message=reason, updated_at=utcnow())
-    async with session.begin():
+    async with _autocommit(session):
         await session.execute(update(Message).where(Message.id == row.id).values(**values))
     for name, value in values.items():
         setattr(row, name, value)
@@ -405,6 +409,18 @@ _pending_records: set[asyncio.Future] = set()
 
 
 # --- helpers -------------------------------------------------------------------------------------
+@asynccontextmanager
+async def _autocommit(session: AsyncSession) -> AsyncIterator[None]:
+    """Statements that are each atomic on their own, without BEGIN and COMMIT (two round trips)."""
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        yield
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()  # releases the connection; in autocommit nothing is sent
+
+
 def _new_row(
     org_id: str,
     request: SendRequest,
