@@ -152,18 +152,16 @@ async def provision(env: dict[str, str]) -> tuple[str, str]:
     from orgmail.config import load_settings
     from orgmail.core import domains, orgs
     from orgmail.db.session import create_engine, create_session_factory, upgrade_database
+    from orgmail.mail.dkim import KeyVault
 
     settings = load_settings(env)
     await asyncio.to_thread(upgrade_database, settings.database_url)
     engine = create_engine(settings.database_url)
-    vault_settings = settings
-    from orgmail.mail.dkim import KeyVault
-
     try:
         async with create_session_factory(engine)() as session:
             org = await orgs.create_org(session, name="Bench")
             _row, key = await orgs.create_api_key(session, org_id=org.id)
-            domain = await domains.add_domain(session, org_id=org.id, name="bench.example", vault=KeyVault(vault_settings.secret_key))
+            domain = await domains.add_domain(session, org_id=org.id, name="bench.example", vault=KeyVault(settings.secret_key))
             await domains.mark_verified(session, org_id=org.id, domain_id=domain.id)
     finally:
         await engine.dispose()

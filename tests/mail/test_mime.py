@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import os
 from datetime import datetime, timezone
@@ -9,7 +10,6 @@ from email import policy
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from orgmail.addresses import parse_mailbox
 from orgmail.mail import dkim, mime
@@ -106,3 +106,35 @@ def test_allowed_custom_headers():
     assert mime.header_problem("List-Unsubscribe", "<https://example.com/u?x=1>") is None
     assert mime.header_problem("X-Entity-Ref-ID", "ünïcödé is fine: it gets encoded") is None
     assert mime.header_problem("In-Reply-To", "<abc@example.com>") is None
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)  # no lone surrogates: the API refuses them
+_line = _text.filter(lambda v: not any(ch in v for ch in "\r\n\0"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    subject=_line, text=st.one_of(st.none(), _text), html=st.one_of(st.none(), _text),
+    header_value=_line, name=st.one_of(st.none(), _line.filter(bool)), filename=_line.filter(bool),
+    long_word=st.integers(min_value=0, max_value=1200),
+)
+def test_any_content_builds_7bit_short_lines_and_verifies(subject, text, html, header_value, name, filename, long_word):
+    """Whatever a caller sends that validation lets through, the message is well-formed and signed."""
+    draft = _draft(
+        sender=dataclasses.replace(parse_mailbox("ann@example.com"), display_name=name),
+        subject=subject + "x" * long_word, text=text if text or html else "t", html=html,
+        headers={"X-Value": header_value, "X-Long": "y" * long_word},
+        attachments=[mime.Part(filename, b"\x00\x01 data", "application/octet-stream")],
+    )
+    built = mime.build(draft)
+    assert all(byte < 128 for byte in built)
+    assert max(len(line) for line in built.split(b"\r\n")) <= 998
+    parsed = email.message_from_bytes(built, policy=policy.default)
+    assert parsed["Subject"].split() == (subject + "x" * long_word).split()  # folding may only move whitespace
+    [attachment] = list(parsed.iter_attachments())
+    assert attachment.get_content() == b"\x00\x01 data"
+    signed = dkim.sign(built, domain="example.com", keys=_fixed_keys())
+    assert dkim.verify(signed, txt_records=_records(_fixed_keys())) == [True, True]
