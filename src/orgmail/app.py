@@ -20,6 +20,7 @@ from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
 from orgmail.config import Settings, load_settings
 from orgmail.db.session import create_engine, create_session_factory, ping
+from orgmail.mail.dovecot import DoveadmSessions
 from orgmail.mail.store import MaildirStore, purge_periodically
 
 log = logging.getLogger("orgmail")
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.store = MaildirStore.from_settings(settings)
+    app.state.store = MaildirStore.from_settings(settings, sessions=DoveadmSessions.from_settings(settings))
     install_error_handlers(app)
     _metrics(app)
 

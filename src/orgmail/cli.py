@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -131,6 +132,33 @@ def domain_mark_verified(
     domain = _with_session(work)
     typer.secho("development only: DNS was not checked", fg=typer.colors.YELLOW, err=True)
     _print({"id": domain.id, "name": domain.name, "status": domain.status})
+
+
+@app.command("dovecot-config")
+def dovecot_config(
+    out: Annotated[Path, typer.Option("--out", help="Folder for dovecot.conf, its SQL file and run state.")],
+    listen: Annotated[str, typer.Option(help="Address IMAP and LMTP listen on.")] = "127.0.0.1",
+    imap_port: Annotated[int, typer.Option(help="IMAP port.")] = 143,
+    lmtp_port: Annotated[int, typer.Option(help="LMTP port (where Postfix delivers).")] = 24,
+) -> None:
+    """Write a Dovecot config that serves the mailboxes over IMAP and LMTP from this database."""
+    from orgmail.mail.dovecot import write_config
+
+    settings = load_settings()
+    upgrade_database(settings.database_url)  # Dovecot reads the dovecot_users view
+    files = write_config(settings, out_dir=out, listen=listen, imap_port=imap_port, lmtp_port=lmtp_port)
+    typer.echo(f"wrote {files.config} and {files.sql_config} (mode 0600)")
+    typer.echo(f"run:  dovecot -F -c {files.config}")
+    typer.echo(f"and let deletes disconnect live sessions:  ORGMAIL_DOVECOT_CONFIG={files.config}")
+
+
+@app.command()
+def purge() -> None:
+    """Remove deleted mailboxes from the trash once ORGMAIL_MAILBOX_RETENTION days have passed."""
+    from orgmail.mail.store import MaildirStore
+
+    purged = MaildirStore.from_settings(load_settings()).purge()
+    _print({"purged": purged})
 
 
 if __name__ == "__main__":  # pragma: no cover
