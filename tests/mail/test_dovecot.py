@@ -12,6 +12,8 @@ from email.message import EmailMessage
 
 import pytest
 
+pytestmark = pytest.mark.dovecot  # a real Dovecot: `-m "not dovecot"` leaves these out on a machine without one
+
 
 def _message(subject: str, body: str = "Hello.\n", *, to: str) -> bytes:
     message = EmailMessage()
