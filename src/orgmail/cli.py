@@ -142,12 +142,19 @@ def dovecot_config(
     lmtp_port: Annotated[int, typer.Option(help="LMTP port (where Postfix delivers).")] = 24,
 ) -> None:
     """Write a Dovecot config that serves the mailboxes over IMAP and LMTP from this database."""
-    from orgmail.mail.dovecot import write_config
+    from orgmail.mail.dovecot import folder_blocking_mail_user, write_config
 
     settings = load_settings()
     upgrade_database(settings.database_url)  # Dovecot reads the dovecot_users view
     files = write_config(settings, out_dir=out, listen=listen, imap_port=imap_port, lmtp_port=lmtp_port)
     typer.echo(f"wrote {files.config} and {files.sql_config} (mode 0600)")
+    blocking = folder_blocking_mail_user(settings)
+    if blocking is not None:
+        typer.secho(
+            f"warning: the mail user (uid {settings.mail_uid}) cannot enter {blocking}, so Dovecot cannot reach "
+            "the Maildirs: move the data folder (ORGMAIL_DATA_DIR) or set ORGMAIL_MAIL_USER (docs/dovecot.md)",
+            fg=typer.colors.YELLOW, err=True,
+        )
     typer.echo(f"run:  dovecot -F -c {files.config}")
     typer.echo(f"and let deletes disconnect live sessions:  ORGMAIL_DOVECOT_CONFIG={files.config}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from orgmail.cli import app as cli
 from orgmail.config import load_settings
-from orgmail.mail.dovecot import DoveadmSessions, render_config, sql_connection
+from orgmail.mail.dovecot import DoveadmSessions, folder_blocking_mail_user, render_config, sql_connection
 from orgmail.mail.store import MaildirStore
 
 runner = CliRunner()
@@ -81,3 +82,17 @@ def test_kick_without_a_reachable_dovecot_is_not_an_error(tmp_path, caplog):
     DoveadmSessions(doveadm="no-such-doveadm").disconnect("a@example.org")
     DoveadmSessions(config=tmp_path / "absent.conf").disconnect("a@example.org")
     assert "doveadm kick a@example.org failed" in caplog.text
+
+
+
+def test_a_folder_the_mail_user_cannot_enter_is_named():
+    with tempfile.TemporaryDirectory(prefix="orgmail-reach-") as top:  # /tmp itself is open to all
+        Path(top).chmod(0o711)
+        private = Path(top) / "private"
+        settings = load_settings({"ORGMAIL_DATA_DIR": str(private / "data"), "ORGMAIL_MAIL_USER": "nobody"},
+                                 secret_key=b"k")
+        (private / "data" / "mail").mkdir()
+        private.chmod(0o700)
+        assert folder_blocking_mail_user(settings) == private
+        private.chmod(0o711)
+        assert folder_blocking_mail_user(settings) is None

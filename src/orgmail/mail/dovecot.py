@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,29 @@ service lmtp {{
 
 !include_try {LOCAL_CONFIG_NAME}
 """
+
+
+def folder_blocking_mail_user(settings: Settings) -> Path | None:
+    """The first folder on the way to the mail root that Dovecot's mail user cannot enter, if any.
+
+    Dovecot serves a home only if its mail processes (running as the mail uid/gid) can reach it; a
+    data folder under a private home (/root, a 0700 $HOME) is the usual mistake.
+    """
+    uid, gid = settings.mail_uid, settings.mail_gid
+    for folder in [*reversed(settings.maildir_root.parents), settings.maildir_root]:
+        try:
+            info = folder.stat()
+        except FileNotFoundError:
+            return None
+        if info.st_uid == uid:
+            needed = stat.S_IXUSR
+        elif info.st_gid == gid:
+            needed = stat.S_IXGRP
+        else:
+            needed = stat.S_IXOTH
+        if uid != 0 and not info.st_mode & needed:
+            return folder
+    return None
 
 
 def _write_private(path: Path, text: str) -> None:
