@@ -6,9 +6,9 @@ that DNS look-ups, Dovecot log-ins and suppressions all agree on one spelling.
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
-from email.utils import getaddresses
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -54,18 +54,29 @@ def parse_mailbox(text: str, *, field: str = "from") -> Address:
     """`Name <local@domain>` or a bare address, as in a From or Reply-To header."""
     if any(ch in text for ch in "\r\n\0"):
         raise _reject(field, text, "line breaks are not allowed")
-    parsed = getaddresses([text], strict=True)
-    if len(parsed) != 1 or not parsed[0][1]:
+    try:
+        # The stdlib's RFC 5322 header parser (the modern one behind policy.default).
+        header = email.policy.default.header_factory("to", text)
+        parsed = header.addresses
+    except (IndexError, ValueError, TypeError, AttributeError):
+        parsed = ()
+    if len(parsed) != 1 or not parsed[0].addr_spec or "@" not in parsed[0].addr_spec:
         raise _reject(field, text, "expected one address, as 'Name <local@domain>' or 'local@domain'")
-    name, addr = parsed[0]
-    address = parse_email(addr, field=field)
-    return Address(address.local_part, address.domain, name or None)
+    address = parse_email(parsed[0].addr_spec, field=field)
+    return Address(address.local_part, address.domain, parsed[0].display_name or None)
 
 
 def normalize_domain(text: str, *, field: str = "name") -> str:
     """A domain name as we store it: lower-case A-label, no trailing dot."""
     candidate = text.strip().rstrip(".")
-    address = parse_email(f"postmaster@{candidate}", field=field) if candidate else None
-    if address is None:
+    if not candidate:
         raise InvalidRequest("The domain name is empty.", details={"fields": [{"path": field, "message": "empty"}]})
-    return address.domain
+    try:
+        # A domain is valid here exactly when mail can be addressed to it, so email-validator decides.
+        return parse_email(f"postmaster@{candidate}", field=field).domain
+    except InvalidRequest as error:
+        reason = error.details["fields"][0]["message"] if error.details else "invalid"
+        raise InvalidRequest(
+            f"{field} is not a valid domain name (checked as postmaster@{candidate[:80]}: {reason})",
+            details={"fields": [{"path": field, "message": "not a valid domain name", "value": text[:253]}]},
+        ) from None

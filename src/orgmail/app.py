@@ -15,11 +15,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from orgmail import __version__
-from orgmail.api import admin, mailboxes, members, suppressions
+from orgmail.api import admin, domains, mailboxes, members, suppressions
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
+from orgmail.api.ratelimit import RateLimit
 from orgmail.config import Settings, load_settings
 from orgmail.db.session import create_engine, create_session_factory, ping
+from orgmail.mail.dkim import KeyVault
+from orgmail.mail.dns import DnsTxtResolver
 from orgmail.mail.dovecot import DoveadmSessions
 from orgmail.mail.store import MaildirStore, purge_periodically
 
@@ -89,12 +92,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.store = MaildirStore.from_settings(settings, sessions=DoveadmSessions.from_settings(settings))
+    app.state.vault = KeyVault(settings.secret_key)
+    app.state.dns_resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
     install_error_handlers(app)
     _metrics(app)
 
     app.include_router(mailboxes.router)
     app.include_router(suppressions.router)
     app.include_router(members.router)
+    app.include_router(domains.router)
     if settings.admin_token:
         app.include_router(admin.router)
 
@@ -117,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.rate_limit_per_second > 0:
+        app.add_middleware(RateLimit, rate_per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     return app
 
 

@@ -11,9 +11,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from orgmail.config import Settings, load_settings
+from orgmail.errors import OrgmailError
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
 
-app = typer.Typer(help="orgmail: transactional email and mailbox provisioning.", no_args_is_help=True)
+app = typer.Typer(
+    help="orgmail: transactional email and mailbox provisioning.", no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 org_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 member_app = typer.Typer(help="Org members.", no_args_is_help=True)
@@ -39,7 +43,11 @@ def _with_session(work: Callable[[Any, Settings], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return asyncio.run(runner())
+    try:
+        return asyncio.run(runner())
+    except OrgmailError as error:
+        typer.secho(f"error: {error.code}: {error.message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
 
 
 def _print(value: Any) -> None:
@@ -76,6 +84,36 @@ def migrate() -> None:
     settings = load_settings()
     upgrade_database(settings.database_url)
     typer.echo("database is up to date")
+
+
+@app.command()
+def demo(domain: Annotated[str, typer.Option(help="Demo domain (marked verified without DNS).")] = "demo.example.com") -> None:
+    """Create a demo org with an API key, a verified domain, members, a mailbox and a suppression.
+
+    DEVELOPMENT ONLY: the domain is marked verified without a DNS check. Prints the API key once.
+    """
+    from orgmail.core import domains, mailboxes, members, orgs, suppressions
+    from orgmail.mail.dkim import KeyVault
+    from orgmail.mail.store import MaildirStore
+
+    async def work(session, settings):
+        org = await orgs.create_org(session, name="Demo")
+        _api_key, key = await orgs.create_api_key(session, org_id=org.id, name="demo")
+        added = await domains.add_domain(session, org_id=org.id, name=domain, vault=KeyVault(settings.secret_key))
+        await domains.mark_verified(session, org_id=org.id, domain_id=added.id)
+        for user_id, name in (("alice", "Alice Liddell"), ("bob", "Bob Builder")):
+            await members.add_member(session, org_id=org.id, user_id=user_id, name=name, email=f"{user_id}@{added.name}")
+        mailbox, password = await mailboxes.create_mailbox(
+            session, org_id=org.id, store=MaildirStore.from_settings(settings),
+            address=f"hello@{added.name}", display_name="Hello", assigned_user_id="alice",
+        )
+        await suppressions.add_suppression(session, org_id=org.id, email="bounced@example.com", note="demo")
+        return org, key, added, mailbox, password
+
+    org, key, added, mailbox, password = _with_session(work)
+    typer.secho("development only: the demo domain was marked verified without DNS", fg=typer.colors.YELLOW, err=True)
+    _print({"orgId": org.id, "apiKey": key, "domain": added.name,
+            "mailbox": {"id": mailbox.id, "address": mailbox.address, "password": password}})
 
 
 @org_app.command("create")
@@ -117,6 +155,50 @@ def member_add(
 
     member = _with_session(work)
     _print({"userId": member.user_id, "orgId": member.org_id})
+
+
+@domain_app.command("add")
+def domain_add(name: str, org: Annotated[str, typer.Option("--org", help="Org id.")]) -> None:
+    """Add a domain (new DKIM keys) and print the DNS records to publish before `domain verify`."""
+    from orgmail.api.schemas import DnsRecord, Domain, DomainWithRecords
+    from orgmail.core.domains import add_domain, get_domain
+    from orgmail.mail.dkim import KeyVault
+
+    async def work(session, settings):
+        domain = await add_domain(session, org_id=org, name=name, vault=KeyVault(settings.secret_key))
+        return await get_domain(session, org_id=org, domain_id=domain.id)
+
+    view = _with_session(work)
+    added = DomainWithRecords(
+        domain=Domain.model_validate(view), records=[DnsRecord.model_validate(r) for r in view.records]
+    )
+    _print(added.model_dump(mode="json", by_alias=True))
+    typer.echo(
+        f"Publish the required TXT records, then run: orgmail domain verify {view.id} --org {org}", err=True
+    )
+
+
+@domain_app.command("verify")
+def domain_verify(domain_id: str, org: Annotated[str, typer.Option("--org", help="Org id.")]) -> None:
+    """Check the domain's records in DNS now; exit status 1 while any required record is missing."""
+    from orgmail.api.schemas import DnsCheck, Domain, DomainVerified
+    from orgmail.core.domains import verify_domain
+    from orgmail.mail.dns import DnsTxtResolver
+
+    async def work(session, settings):
+        resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
+        return await verify_domain(session, org_id=org, domain_id=domain_id, resolver=resolver)
+
+    result = _with_session(work)
+    verified = DomainVerified(
+        domain=Domain.model_validate(result.domain), checks=[DnsCheck.model_validate(c) for c in result.checks]
+    )
+    _print(verified.model_dump(mode="json", by_alias=True))
+    missing = [check.name for check in result.checks if not check.ok]
+    if missing:
+        typer.secho(f"not yet published as expected: {', '.join(missing)}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(1)
+    typer.secho(f"{result.domain.name} is verified", fg=typer.colors.GREEN, err=True)
 
 
 @domain_app.command("mark-verified")
