@@ -114,7 +114,7 @@ def test_trash_and_mail_root_must_not_nest(tmp_path):
 
 
 async def test_the_server_purges_the_trash_by_itself(settings):
-    fast = dataclasses.replace(settings, purge_interval_seconds=0.05, mailbox_retention_days=2 / 86400)
+    fast = dataclasses.replace(settings, purge_interval_seconds=0.05, mailbox_retention_days=3 / 86400)
     application = create_app(fast)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
@@ -125,7 +125,7 @@ async def test_the_server_purges_the_trash_by_itself(settings):
             mailbox_id = created["mailbox"]["id"]
             await tenant.ok("/v1/mail/mailboxes/delete", {"id": mailbox_id})
         store = application.state.store
-        assert mailbox_id in store.trashed()  # the retention (2 s) has not passed yet
+        assert mailbox_id in store.trashed()  # the retention (3 s) has not passed yet
         deadline = time.monotonic() + 10
         while mailbox_id in store.trashed() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
