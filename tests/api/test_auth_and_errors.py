@@ -182,3 +182,11 @@ async def test_admin_api_is_off_without_the_admin_token(settings):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://orgmail.test") as http:
         response = await http.post("/v1/admin/orgs/list", json={}, headers={"Authorization": "Bearer anything"})
     assert response.status_code == 404
+
+
+async def test_a_body_without_content_type_is_read_as_json(tenant):
+    response = await tenant.http.post(
+        "/v1/mail/members/add", content=b'{"userId": "curl-user"}',
+        headers={"Authorization": f"Bearer {tenant.key}"},
+    )
+    assert response.status_code == 200, response.text
