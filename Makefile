@@ -23,5 +23,6 @@ run: install
 test: install system-deps
 	$(PY) -m pytest
 
+# Removes the virtual environment only: ./data holds the database, the mail and the secret key.
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV)

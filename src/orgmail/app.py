@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -20,11 +22,13 @@ from orgmail.api.deps import ApiKeyCache
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
 from orgmail.api.ratelimit import RateLimit
+from orgmail.core.mailboxes import tidy_periodically
 from orgmail.config import Settings, load_settings
 from orgmail.core.sending import fail_unfinished_sends
 from orgmail.db.session import create_engine, create_session_factory, ping
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.dns import DnsTxtResolver
+from orgmail.mail.dovecot import DoveadmSessions
 from orgmail.mail.relay import relay_from_url
 from orgmail.mail.store import MaildirStore
 
@@ -115,15 +119,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = create_session_factory(engine)
         app.state.relay = relay_from_url(settings)
         await _settle_unfinished_sends(app, settings)
+        purger = asyncio.create_task(
+            tidy_periodically(app.state.session_factory, store=app.state.store,
+                              interval_seconds=settings.purge_interval_seconds)
+        )
         try:
             yield
         finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
             await app.state.relay.close()
             await engine.dispose()
 
     app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.store = MaildirStore(settings.maildir_root)
+    app.state.store = MaildirStore.from_settings(settings, sessions=DoveadmSessions.from_settings(settings))
     app.state.vault = KeyVault(settings.secret_key)
     app.state.api_key_cache = ApiKeyCache()
     app.state.dns_resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
@@ -158,7 +169,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.rate_limit_per_second > 0:
-        app.add_middleware(RateLimit, rate_per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+        app.add_middleware(RateLimit, rate_per_second=settings.rate_limit_per_second,
+                           burst=settings.rate_limit_burst, admin_token=settings.admin_token)
     return app
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from orgmail.config import Settings, load_settings
-from orgmail.errors import OrgmailError
+from orgmail.errors import MailboxTaken, OrgmailError
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
 
 app = typer.Typer(
@@ -49,6 +50,15 @@ def _with_session(work: Callable[[Any, Settings], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
+def _without_password(url: str) -> str:
+    """The relay URL fit for a log line: user kept, password never printed."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
 def _print(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
@@ -64,7 +74,7 @@ def serve(
 
     settings = load_settings()
     upgrade_database(settings.database_url)
-    typer.echo(f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {settings.relay_url})")
+    typer.echo(f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {_without_password(settings.relay_url)})")
     uvicorn.run(
         "orgmail.app:create_app_from_env",
         factory=True,
@@ -96,6 +106,12 @@ def demo(domain: Annotated[str, typer.Option(help="Demo domain (marked verified 
     from orgmail.mail.store import MaildirStore
 
     async def work(session, settings):
+        if await mailboxes.address_taken(session, address=f"hello@{domain}"):
+            raise MailboxTaken(
+                f"A demo already exists on {domain}; run `orgmail demo --domain another.example.com`, "
+                "or `orgmail key create --org ORG_ID` for a new key to the existing one."
+            )
+        await session.rollback()  # end the read; each core call below is its own transaction
         org = await orgs.create_org(session, name="Demo")
         _api_key, key = await orgs.create_api_key(session, org_id=org.id, name="demo")
         added = await domains.add_domain(session, org_id=org.id, name=domain, vault=KeyVault(settings.secret_key))
@@ -103,7 +119,7 @@ def demo(domain: Annotated[str, typer.Option(help="Demo domain (marked verified 
         for user_id, name in (("alice", "Alice Liddell"), ("bob", "Bob Builder")):
             await members.add_member(session, org_id=org.id, user_id=user_id, name=name, email=f"{user_id}@{added.name}")
         mailbox, password = await mailboxes.create_mailbox(
-            session, org_id=org.id, store=MaildirStore(settings.maildir_root),
+            session, org_id=org.id, store=MaildirStore.from_settings(settings),
             address=f"hello@{added.name}", display_name="Hello", assigned_user_id="alice",
         )
         await suppressions.add_suppression(session, org_id=org.id, email="bounced@example.com", note="demo")
@@ -213,6 +229,45 @@ def domain_mark_verified(
     domain = _with_session(work)
     typer.secho("development only: DNS was not checked", fg=typer.colors.YELLOW, err=True)
     _print({"id": domain.id, "name": domain.name, "status": domain.status})
+
+
+@app.command("dovecot-config")
+def dovecot_config(
+    out: Annotated[Path, typer.Option("--out", help="Folder for dovecot.conf, its SQL file and run state.")],
+    listen: Annotated[str, typer.Option(help="Address IMAP and LMTP listen on.")] = "127.0.0.1",
+    imap_port: Annotated[int, typer.Option(help="IMAP port.")] = 143,
+    lmtp_port: Annotated[int, typer.Option(help="LMTP port (where Postfix delivers).")] = 24,
+) -> None:
+    """Write a Dovecot config that serves the mailboxes over IMAP and LMTP from this database."""
+    from orgmail.mail.dovecot import folder_blocking_mail_user, write_config
+
+    settings = load_settings()
+    upgrade_database(settings.database_url)  # Dovecot reads the dovecot_users view
+    files = write_config(settings, out_dir=out, listen=listen, imap_port=imap_port, lmtp_port=lmtp_port)
+    typer.echo(f"wrote {files.config} and {files.sql_config} (mode 0600)")
+    blocking = folder_blocking_mail_user(settings)
+    if blocking is not None:
+        typer.secho(
+            f"warning: the mail user (uid {settings.mail_uid}) cannot enter {blocking}, so Dovecot cannot reach "
+            "the Maildirs: move the data folder (ORGMAIL_DATA_DIR) or set ORGMAIL_MAIL_USER (docs/dovecot.md)",
+            fg=typer.colors.YELLOW, err=True,
+        )
+    typer.echo(f"run:  dovecot -F -c {files.config}")
+    typer.echo(f"and let deletes disconnect live sessions:  ORGMAIL_DOVECOT_CONFIG={files.config}")
+
+
+@app.command()
+def purge() -> None:
+    """Remove deleted mailboxes from the trash once ORGMAIL_MAILBOX_RETENTION days have passed
+    (and move any Maildir whose mailbox is gone to the trash first)."""
+    from orgmail.core.mailboxes import tidy_mail_store
+    from orgmail.mail.store import MaildirStore
+
+    async def work(session, settings):
+        return await tidy_mail_store(session, store=MaildirStore.from_settings(settings))
+
+    result = _with_session(work)
+    _print({"purged": result.purged, "orphansMovedToTrash": result.orphans_retired})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -91,12 +91,14 @@ async def test_assign_and_unassign_to_a_member(tenant, verified_domain):
     assert ghost.status_code == 404 and ghost.json()["error"]["code"] == "member_not_found"
 
 
-async def test_delete_removes_row_and_maildir(tenant, verified_domain, settings):
+async def test_delete_removes_row_and_moves_maildir_to_trash(app, tenant, verified_domain, settings):
     mailbox = (await tenant.ok("/v1/mail/mailboxes/create", {"address": f"f@{verified_domain}"}))["mailbox"]
     home = settings.maildir_root / mailbox["id"]
     assert home.is_dir()
     assert await tenant.ok("/v1/mail/mailboxes/delete", {"id": mailbox["id"]}) == {"ok": True}
     assert not home.exists()
+    trashed = app.state.store.trashed()[mailbox["id"]]
+    assert trashed.parent == settings.mail_trash_root and (trashed / "Maildir" / "new").is_dir()
     gone = await tenant.call("/v1/mail/mailboxes/get", {"id": mailbox["id"]})
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
     again = await tenant.call("/v1/mail/mailboxes/delete", {"id": mailbox["id"]})
@@ -109,3 +111,49 @@ async def test_invalid_address_is_400_with_field_path(tenant):
     error = response.json()["error"]
     assert error["code"] == "invalid_request"
     assert error["details"]["fields"][0]["path"] == "address"
+
+
+async def test_concurrent_creates_of_one_address_make_exactly_one_mailbox(tenant, verified_domain, settings):
+    import asyncio
+
+    responses = await asyncio.gather(*[
+        tenant.call("/v1/mail/mailboxes/create", {"address": f"race@{verified_domain}"}) for _ in range(6)
+    ])
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 409, 409, 409, 409, 409]
+    winner = next(r.json()["mailbox"]["id"] for r in responses if r.status_code == 200)
+    homes = [p.name for p in settings.maildir_root.iterdir()]
+    assert winner in homes
+    listed = await tenant.ok("/v1/mail/mailboxes/list", {"limit": 200})
+    assert [m["id"] for m in listed["mailboxes"] if m["address"] == f"race@{verified_domain}"] == [winner]
+
+
+async def test_non_ascii_local_parts_are_refused_for_mailboxes(tenant, verified_domain):
+    response = await tenant.call("/v1/mail/mailboxes/create", {"address": f"jöran@{verified_domain}"})
+    assert response.status_code == 400 and response.json()["error"]["details"]["fields"][0]["path"] == "address"
+
+
+async def test_a_delete_whose_move_fails_still_deletes_and_tidy_moves_the_leftover(app, tenant, verified_domain, session, monkeypatch):
+    from datetime import timedelta
+
+    from orgmail.core.mailboxes import tidy_mail_store
+
+    store = app.state.store
+    mailbox = (await tenant.ok("/v1/mail/mailboxes/create", {"address": f"stuck@{verified_domain}"}))["mailbox"]
+
+    def broken_retire(mailbox_id, *, address):
+        raise PermissionError("trash not writable")
+
+    monkeypatch.setattr(store, "retire", broken_retire)
+    assert await tenant.ok("/v1/mail/mailboxes/delete", {"id": mailbox["id"]}) == {"ok": True}
+    assert (await tenant.call("/v1/mail/mailboxes/get", {"id": mailbox["id"]})).status_code == 404
+    assert store.home(mailbox["id"]).is_dir()  # left behind by the failed move
+    monkeypatch.undo()
+
+    result = await tidy_mail_store(session, store=store, grace=timedelta(0))
+    assert mailbox["id"] in result.orphans_retired
+    assert not store.home(mailbox["id"]).exists()
+    assert mailbox["id"] in store.trashed() or mailbox["id"] in result.purged
+    live = (await tenant.ok("/v1/mail/mailboxes/create", {"address": f"alive@{verified_domain}"}))["mailbox"]
+    await tidy_mail_store(session, store=store, grace=timedelta(0))
+    assert store.home(live["id"]).is_dir()  # a mailbox with a row is never touched
