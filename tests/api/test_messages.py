@@ -236,3 +236,13 @@ async def test_openapi_declares_the_send_statuses(sender):
     send = document["paths"]["/v1/mail/messages/send"]["post"]
     assert {"200", "400", "401", "403", "404", "409", "413", "422", "502", "503"} <= set(send["responses"])
     assert any(p["name"] == "Idempotency-Key" for p in send["parameters"])
+
+
+async def test_embedded_default_writes_the_signed_message_to_the_outbox(outbox_sender, settings):
+    message = (await outbox_sender.ok("/v1/mail/messages/send", _send_body(outbox_sender, bcc=["eve@example.org"])))["message"]
+    path = settings.outbox_dir / f"{message['messageId'].strip('<>')}.eml"
+    assert message["status"] == "sent" and str(path) in message["relayResponse"]
+    content = path.read_bytes()
+    assert len(content) == message["sizeBytes"] and b"eve@example.org" not in content
+    assert dkim.verify(content, txt_records=outbox_sender.dkim_records) == [True, True]
+    assert not [p for p in settings.outbox_dir.iterdir() if p.name.startswith(".tmp-")]
