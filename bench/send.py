@@ -1,13 +1,24 @@
 """Benchmark: signed sends end to end, over HTTP, through the real service to a real SMTP sink.
 
     .venv/bin/python bench/send.py                       # PostgreSQL and SQLite, 2 workers
-    .venv/bin/python bench/send.py --db postgresql --workers 2 --requests 6000 --concurrency 64
+    .venv/bin/python bench/send.py --db postgresql --workers 2 --duration 20 --concurrency 64 --rate 200
+
+Needs `wrk` (C, https://github.com/wg/wrk; Debian/Ubuntu: `apt-get install wrk`, macOS: `brew install wrk`).
 
 For each database it starts `orgmail serve` (uvicorn, `--workers N`) on a fresh database, an aiosmtpd
-sink on loopback (its own process) as the relay, and drives `POST /v1/mail/messages/send` with httpx:
-first flat out (N requests, C in flight) for throughput, then at a fixed rate for latency. Beside
-them, measured in the same run: the single-core RSA-2048 sign rate of OpenSSL (`openssl speed`, and
-`cryptography` in a loop: the physical limit of a signing send) and dkimpy's own `dkim.sign` on the
+sink on loopback (its own process) as the relay, and drives `POST /v1/mail/messages/send`:
+
+- flat out, with wrk (C: it leaves the cores to the service; a Python client would eat one): C
+  connections, each sending its next request as soon as the last one is answered, for D seconds.
+  That gives throughput; its latencies are closed-loop (a slow answer delays the next request), so
+  they say little about latency under load.
+- at a fixed rate, with a small open-loop client (raw HTTP/1.1 over asyncio and uvloop, no client
+  library): a send is due every 1/rate s whatever happened to the others, and its latency counts
+  from when it was due, not from when it went out, so queueing anywhere (client, sockets, service)
+  shows in the figures (no coordinated omission).
+
+Beside them, measured in the same run: the single-core RSA-2048 sign rate of OpenSSL (`openssl speed`,
+and `cryptography` in a loop: the physical limit of a signing send) and dkimpy's own `dkim.sign` on the
 same message (pure-Python RSA: what a naive implementation gets).
 """
 
@@ -211,71 +222,156 @@ def send_body(domain: str, n: int) -> dict:
             "subject": "Your order has shipped", "text": TEXT}
 
 
-async def _post(client: httpx.AsyncClient, body: dict) -> int | str:
-    try:
-        return (await client.post("/v1/mail/messages/send", json=body)).status_code
-    except httpx.TransportError as exc:
-        return type(exc).__name__
+WRK_SCRIPT = r"""
+-- One signed send per request, each to its own recipient; the figures come back as one JSON line.
+local key, domain, text = os.getenv("BENCH_KEY"), os.getenv("BENCH_DOMAIN"), os.getenv("BENCH_TEXT")
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer " .. key
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  local body = '{"from":"Shop <orders@' .. domain .. '>","to":"customer' .. n ..
+               '@example.net","subject":"Your order has shipped","text":' .. text .. '}'
+  return wrk.format(nil, "/v1/mail/messages/send", nil, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
+    '"p50_us":%d,"p99_us":%d,"mean_us":%f}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end
+"""
 
 
-async def flat_out(base: str, key: str, domain: str, requests: int, concurrency: int) -> dict:
-    latencies: list[float] = []
-    failures: dict[int, int] = {}
-    counter = iter(range(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
-        async def worker() -> None:
-            for n in counter:
-                started = time.perf_counter()
-                status = await _post(client, send_body(domain, n))
-                latencies.append(time.perf_counter() - started)
-                if status != 200:
-                    failures[status] = failures.get(status, 0) + 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return {"sends_per_s": round(requests / elapsed, 1), **_percentiles(latencies), "failures": failures}
+def require_wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        sys.exit("bench/send.py needs wrk for the flat-out run (a Python client would eat a core of the two):\n"
+                 "  Debian/Ubuntu: apt-get install wrk    macOS: brew install wrk    source: https://github.com/wg/wrk")
+    return path
 
 
-async def fixed_rate(base: str, key: str, domain: str, rate: float, seconds: float, in_flight: int = 128) -> dict:
+def flat_out(base: str, key: str, domain: str, *, seconds: float, concurrency: int, script: Path) -> dict:
+    """Closed loop with wrk: `concurrency` connections, each sending again as soon as it is answered."""
+    env = {**os.environ, "BENCH_KEY": key, "BENCH_DOMAIN": domain, "BENCH_TEXT": json.dumps(TEXT)}
+    command = [require_wrk(), "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script), base]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = process.stdout.read()
+    _pid, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    match = re.search(r"^WRK (\{.*\})$", output, re.M)
+    if process.returncode != 0 or match is None:
+        raise RuntimeError(f"wrk failed:\n{output}")
+    figures = json.loads(match.group(1))
+    failures = {name: figures[name] for name in ("connect", "read", "write", "timeout") if figures[name]}
+    if figures["status"]:
+        failures["non_2xx"] = figures["status"]
+    return {
+        "sends": figures["requests"],
+        "sends_per_s": round(figures["requests"] / (figures["duration_us"] / 1e6), 1),
+        "closed_loop_p50_ms": round(figures["p50_us"] / 1000, 1),
+        "closed_loop_p99_ms": round(figures["p99_us"] / 1000, 1),
+        "failures": failures,
+        "load_generator_cpu_s": usage.ru_utime + usage.ru_stime,
+    }
+
+
+class _HttpConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection answering one request at a time (responses carry a
+    Content-Length: uvicorn sets it for every JSON answer)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.answer: asyncio.Future[int] | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buffer[:end]).lower()
+        length = int(re.search(rb"\r\ncontent-length:\s*(\d+)", head).group(1))
+        if len(self.buffer) >= end + 4 + length and self.answer is not None and not self.answer.done():
+            del self.buffer[: end + 4 + length]
+            self.answer.set_result(int(head[9:12]))
+
+    def connection_lost(self, exc) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(ConnectionError(f"connection lost: {exc!r}"))
+
+    async def request(self, raw: bytes) -> int:
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        return await self.answer
+
+
+async def fixed_rate(port: int, key: str, domain: str, rate: float, seconds: float, in_flight: int = 256) -> dict:
     """Open loop: a send is due every 1/rate s whatever happened to the others. Latency counts from
-    when it was due, so a backlog shows up in the figures instead of slowing the offered rate."""
+    when it was due (not from when a connection was free to send it), so a backlog shows up in the
+    figures instead of silently lowering the offered rate."""
+    loop = asyncio.get_running_loop()
     latencies: list[float] = []
     failures: dict = {}
-    slots = asyncio.Semaphore(in_flight)  # httpx's pool gets slow with thousands of queued requests
-    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60,
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
-        async def one(n: int, due: float) -> None:
-            async with slots:
-                status = await _post(client, send_body(domain, n))
-            latencies.append(time.perf_counter() - due)
-            if status != 200:
-                failures[status] = failures.get(status, 0) + 1
+    idle: list[_HttpConnection] = []
+    slots = asyncio.Semaphore(in_flight)
+    head = (f"POST /v1/mail/messages/send HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n").encode()
 
-        tasks, total, begin = [], int(rate * seconds), time.perf_counter()
-        for n in range(total):
-            due = begin + n / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n, due)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - begin
+    def raw_request(n: int) -> bytes:
+        body = json.dumps(send_body(domain, n), separators=(",", ":")).encode()
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    async def one(n: int, due: float) -> None:
+        raw = raw_request(n)
+        async with slots:
+            connection = idle.pop() if idle else None
+            try:
+                if connection is None:
+                    _transport, connection = await loop.create_connection(_HttpConnection, "127.0.0.1", port)
+                status = await connection.request(raw)
+            except OSError as exc:
+                status, connection = type(exc).__name__, None
+            if connection is not None:
+                idle.append(connection)
+        latencies.append(time.perf_counter() - due)
+        if status != 200:
+            failures[status] = failures.get(status, 0) + 1
+
+    cpu_before = time.process_time()
+    tasks, total, begin = [], int(rate * seconds), time.perf_counter()
+    for n in range(total):
+        due = begin + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n, due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - begin
+    for connection in idle:
+        connection.transport.close()
     return {"offered_per_s": rate, "achieved_per_s": round(total / elapsed, 1), **_percentiles(latencies),
-            "failures": failures}
+            "failures": failures,
+            "load_generator_cpu_ms_per_send": round((time.process_time() - cpu_before) * 1000 / total, 2)}
 
 
 def _percentiles(latencies: list[float]) -> dict:
     ordered = sorted(latencies)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return {"p50_ms": round(pick(0.50), 1), "p99_ms": round(pick(0.99), 1), "mean_ms": round(statistics.fmean(ordered) * 1000, 1)}
+    return {"p50_ms": round(pick(0.50), 1), "p99_ms": round(pick(0.99), 1), "max_ms": round(ordered[-1] * 1000, 1),
+            "mean_ms": round(statistics.fmean(ordered) * 1000, 1)}
 
 
 async def run_one(kind: str, args) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix=f"orgmail-bench-{kind}-"))
+    script = data_dir / "send.lua"
+    script.write_text(WRK_SCRIPT)
     database_url, pg_name = await create_database(kind, data_dir)
     sink_port, http_port = free_port(), free_port()
     delivered = multiprocessing.Value("l", 0)
@@ -306,18 +402,22 @@ async def run_one(kind: str, args) -> dict:
                     await asyncio.sleep(0.1)
             else:
                 raise RuntimeError("the service did not start: " + (data_dir / "server.log").read_text()[-2000:])
-        await flat_out(base, key, domain, min(500, args.requests), args.concurrency)  # warm-up: pools, caches
+        load = dict(concurrency=args.concurrency, script=script)
+        await asyncio.to_thread(flat_out, base, key, domain, seconds=3, **load)  # warm-up: pools, caches
         service_pids = process_tree(server.pid)
-        before = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), time.process_time())
+        before = (cpu_seconds(service_pids), cpu_seconds([sink.pid]))
         sunk_before = delivered.value
-        throughput = await flat_out(base, key, domain, args.requests, args.concurrency)
-        after = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), time.process_time())
+        throughput = await asyncio.to_thread(flat_out, base, key, domain, seconds=args.duration, **load)
+        after = (cpu_seconds(service_pids), cpu_seconds([sink.pid]))
         throughput["relay_received"] = delivered.value - sunk_before
+        sends = max(1, throughput["sends"])
         throughput["cpu_ms_per_send"] = {
-            name: round((b - a) * 1000 / args.requests, 2)
-            for name, a, b in zip(("service", "smtp_sink", "load_generator"), before, after)
+            "service": round((after[0] - before[0]) * 1000 / sends, 2),
+            "smtp_sink": round((after[1] - before[1]) * 1000 / sends, 2),
+            "load_generator (wrk)": round(throughput.pop("load_generator_cpu_s") * 1000 / sends, 2),
         }
-        latency = await fixed_rate(base, key, domain, args.rate, args.seconds)
+        await asyncio.sleep(1)  # let the flat-out backlog drain
+        latency = await fixed_rate(http_port, key, domain, args.rate, args.seconds)
         return {"database": kind, "workers": args.workers, "throughput": throughput,
                 f"latency_at_{args.rate:g}_per_s": latency, "peak_rss_mb": round(peak_rss_mb(server.pid), 1)}
     finally:
@@ -336,13 +436,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["postgresql", "sqlite", "both"], default="both")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--requests", type=int, default=5000, help="sends in the flat-out run")
-    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight in the flat-out run")
+    parser.add_argument("--duration", type=float, default=20, help="seconds of the flat-out run (wrk)")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections (requests in flight) in the flat-out run")
     parser.add_argument("--rate", type=float, default=200, help="sends/s offered in the latency run")
     parser.add_argument("--seconds", type=float, default=10, help="length of the latency run")
     parser.add_argument("--pool", type=int, default=4, help="SMTP connections per worker")
     parser.add_argument("--keep-logs", action="store_true", help="keep the data folder and the server log")
     args = parser.parse_args()
+    require_wrk()
 
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                                 "load_average_at_start": os.getloadavg()}}

@@ -68,6 +68,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8025,
     workers: Annotated[int, typer.Option(help="Processes on one port (one per core).")] = 1,
+    keep_alive: Annotated[
+        int, typer.Option(help="Seconds an idle HTTP connection stays open; keep it above your clients' and proxy's.")
+    ] = 75,
 ) -> None:
     """Migrate the database, then serve the API (SIGTERM: stop accepting, finish in-flight sends)."""
     import uvicorn
@@ -81,6 +84,11 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        # A client that reuses a connection just as the server closes it for idleness gets a reset
+        # (httpx and many pools keep idle connections 5 s, uvicorn's own default): outlive them.
+        timeout_keep_alive=keep_alive,
+        loop="uvloop",
+        http="httptools",
         timeout_graceful_shutdown=30,
         log_level="info",
         access_log=False,
