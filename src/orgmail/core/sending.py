@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -24,14 +26,14 @@ from datetime import timedelta
 from email.utils import getaddresses
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import Address, parse_mailbox
 from orgmail.core.domains import load_signing_keys, require_verified_domain
 from orgmail.core.suppressions import insert_suppressions, suppressed_among
-from orgmail.db.tables import Domain, Message, utcnow
+from orgmail.db.tables import Message, utcnow
 from orgmail.errors import (
     AllRecipientsSuppressed,
     IdempotencyConflict,
@@ -104,6 +106,46 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Sender:
+    """The org's verified domain a From address is on, with its decrypted DKIM keys."""
+
+    domain_id: str
+    domain: str
+    keys: tuple[SigningKey, ...]
+
+
+class SenderCache:
+    """Verified sender domains seen recently, so a busy sender costs no database round trip for them.
+
+    An entry lives `ttl_seconds`: deleting a domain (or changing its keys) takes effect for sends
+    within that time, in every process. Only verified domains are kept; a missing or unverified
+    domain always goes to the database.
+    """
+
+    def __init__(self, *, ttl_seconds: float = 3.0, max_entries: int = 10_000):
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, str], tuple[Sender, float]] = {}  # (org, domain) -> (sender, expires at)
+
+    def get(self, org_id: str, domain: str) -> Sender | None:
+        entry = self._entries.get((org_id, domain))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def remember(self, org_id: str, domain: str, sender: Sender) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[(org_id, domain)] = (sender, time.monotonic() + self.ttl_seconds)
+
+    def forget_all(self) -> None:
+        self._entries.clear()
+
+
+senders = SenderCache()
+
+
+@dataclass(frozen=True)
 class Checked:
     """A request that passed `validate`: parsed addresses and decoded attachments."""
 
@@ -142,24 +184,24 @@ async def send_message(
             if idempotency_key is not None:
                 earlier = await _find_by_key(session, org_id=org_id, idempotency_key=idempotency_key)
             if earlier is None:
-                domain = await resolve_sender_domain(session, org_id=org_id, sender=checked.sender)
-                keys = await load_signing_keys(session, domain_id=domain.id, vault=vault)
+                sender = await resolve_sender_domain(session, org_id=org_id, sender=checked.sender, vault=vault)
                 already_suppressed = await suppressed_among(session, org_id=org_id, emails=checked.recipients())
                 recipients, suppressed = drop_suppressed(checked.recipients(), already_suppressed)
-                row = _new_row(org_id, request, checked, domain, keys, suppressed, idempotency_key, request_hash)
+                row = _new_row(org_id, request, checked, sender, suppressed, idempotency_key, request_hash)
                 if recipients:
                     size_hint = _estimated_size(request, checked)
                     message = await _off_loop_if_large(
                         build_message, request, checked, message_id=row.message_id, size_hint=size_hint
                     )
-                    signed = await _off_loop_if_large(sign, message, domain=domain.name, keys=keys, size_hint=size_hint)
+                    signed = await _off_loop_if_large(
+                        sign, message, domain=sender.domain, keys=list(sender.keys), size_hint=size_hint
+                    )
                     if len(signed) > limits.max_message_bytes:
                         raise MessageTooLarge(details={"sizeBytes": len(signed), "limitBytes": limits.max_message_bytes})
                     row.raw, row.size_bytes = signed, len(signed)
                 else:
                     row.status = "suppressed"
-                session.add(row)  # queued (or suppressed)
-                await session.flush()
+                await _insert(session, row)  # queued (or suppressed)
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -172,7 +214,7 @@ async def send_message(
         session.expunge(earlier)
         return await _repeat(session, earlier, request_hash=request_hash, relay=relay, limits=limits)
 
-    session.expunge(row)  # from here on the row changes only through explicit UPDATEs
+    # The row never joined the session: from here on it changes only through explicit UPDATEs.
     if row.status == "suppressed":
         raise AllRecipientsSuppressed(details={"messageId": row.id, "suppressedRecipients": suppressed})
     return await relay_and_record(session, row=row, relay=relay, recipients=recipients)
@@ -211,9 +253,17 @@ def validate(request: SendRequest, *, limits: Limits) -> Checked:
     return checked
 
 
-async def resolve_sender_domain(session: AsyncSession, *, org_id: str, sender: Address) -> Domain:
-    """The org's verified domain the From address is on: 400 if never added, 403 if not verified."""
-    return await require_verified_domain(session, org_id=org_id, name=sender.domain)
+async def resolve_sender_domain(session: AsyncSession, *, org_id: str, sender: Address, vault: KeyVault) -> Sender:
+    """The org's verified domain the From address is on, with its keys: 400 if never added, 403 if
+    not verified. Served from `senders` for a few seconds after a look-up."""
+    cached = senders.get(org_id, sender.domain)
+    if cached is not None:
+        return cached
+    domain = await require_verified_domain(session, org_id=org_id, name=sender.domain)
+    keys = await load_signing_keys(session, domain_id=domain.id, vault=vault)
+    found = Sender(domain_id=domain.id, domain=domain.name, keys=tuple(keys))
+    senders.remember(org_id, sender.domain, found)
+    return found
 
 
 def drop_suppressed(recipients: list[str], suppressed: set[str]) -> tuple[list[str], list[str]]:
@@ -283,7 +333,7 @@ async def record_result(session: AsyncSession, *, row: Message, result: RelayRes
     bounced = [email for email, (code, text) in result.rejected.items() if is_hard_bounce(code, text)]
     # The row and its bounce suppressions change together; a plain `sent` is one UPDATE on its own.
     async with session.begin() if bounced else _autocommit(session):
-        await session.execute(_UPDATE.where(Message.id == row.id).values(**values))
+        await session.execute(_UPDATE_ROW, {"row_id": row.id, **values})
         await insert_suppressions(
             session, org_id=row.org_id, emails=bounced, reason="bounce", note=f"rejected by the relay for {row.id}"
         )
@@ -308,7 +358,7 @@ async def fail_unfinished_sends(session: AsyncSession, *, older_than: timedelta)
     async with session.begin():
         result = await session.execute(
             _UPDATE
-            .where(Message.status == "queued", Message.updated_at < cutoff)
+            .where(_MESSAGES.c.status == "queued", _MESSAGES.c.updated_at < cutoff)
             .values(
                 status="failed",
                 error_code="outcome_unknown",
@@ -364,7 +414,7 @@ async def _claim_for_retry(session: AsyncSession, row: Message) -> bool:
     async with session.begin():
         result = await session.execute(
             _UPDATE
-            .where(Message.id == row.id, Message.status == "failed")
+            .where(_MESSAGES.c.id == row.id, _MESSAGES.c.status == "failed")
             .values(status="queued", error_code=None, error_message=None, updated_at=now)
         )
     if result.rowcount != 1:
@@ -376,7 +426,7 @@ async def _claim_for_retry(session: AsyncSession, row: Message) -> bool:
 async def _store_failure(session: AsyncSession, row: Message, *, code: str, reason: str) -> None:
     values = dict(status="failed", error_code=code, error_message=reason, updated_at=utcnow())
     async with _autocommit(session):
-        await session.execute(_UPDATE.where(Message.id == row.id).values(**values))
+        await session.execute(_UPDATE_ROW, {"row_id": row.id, **values})
     for name, value in values.items():
         setattr(row, name, value)
 
@@ -409,9 +459,18 @@ _pending_records: set[asyncio.Future] = set()
 
 
 # --- helpers -------------------------------------------------------------------------------------
-# Rows here are detached plain objects, so the ORM has nothing in the session to synchronize after
-# an UPDATE; skipping that bookkeeping halves the cost of recording an outcome.
-_UPDATE = update(Message).execution_options(synchronize_session=False)
+# Rows here are plain objects outside any session, written with Core statements on the table: the
+# ORM's unit of work (flush, identity map, session synchronization) would cost more CPU per send
+# than the DKIM signatures.
+_MESSAGES = Message.__table__
+_UPDATE = update(_MESSAGES)
+_UPDATE_ROW = _UPDATE.where(_MESSAGES.c.id == bindparam("row_id"))  # SET: the other parameters given
+_INSERT = insert(_MESSAGES)
+_COLUMNS = tuple(column.key for column in _MESSAGES.columns)
+
+
+async def _insert(session: AsyncSession, row: Message) -> None:
+    await session.execute(_INSERT, {name: getattr(row, name) for name in _COLUMNS})
 
 
 @asynccontextmanager
@@ -430,8 +489,7 @@ def _new_row(
     org_id: str,
     request: SendRequest,
     checked: Checked,
-    domain: Domain,
-    keys: list[SigningKey],
+    sender: Sender,
     suppressed: list[str],
     idempotency_key: str | None,
     request_hash: str,
@@ -448,9 +506,9 @@ def _new_row(
         reply_to=[a.formatted() for a in checked.reply_to],
         subject=request.subject,
         status="queued",
-        message_id=f"<{row_id}@{domain.name}>",  # on the sender's domain, unique by construction
-        domain=domain.name,
-        dkim_selector=keys[0].selector if keys else None,
+        message_id=f"<{row_id}@{sender.domain}>",  # on the sender's domain, unique by construction
+        domain=sender.domain,
+        dkim_selector=sender.keys[0].selector if sender.keys else None,
         suppressed_recipients=suppressed,
         rejected_recipients=[],
         tags=dict(request.tags),
@@ -473,6 +531,7 @@ def _bare(formatted: str) -> str:
     return getaddresses([formatted])[0][1]
 
 
+@functools.lru_cache(maxsize=4096)  # a sender's From is the same on every call; Address is immutable
 def _mailbox(text: str, path: str) -> Address:
     address = parse_mailbox(text, field=path)
     if not address.local_part.isascii():
