@@ -204,6 +204,18 @@ def peak_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (it shares the cores with everything else here)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                pids.append(int(entry.name))
+        except OSError:
+            pass
+    return pids
+
+
 def cpu_seconds(pids: list[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
@@ -405,15 +417,17 @@ async def run_one(kind: str, args) -> dict:
         load = dict(concurrency=args.concurrency, script=script)
         await asyncio.to_thread(flat_out, base, key, domain, seconds=3, **load)  # warm-up: pools, caches
         service_pids = process_tree(server.pid)
-        before = (cpu_seconds(service_pids), cpu_seconds([sink.pid]))
+        database_pids = postgres_pids() if kind == "postgresql" else []
+        before = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), cpu_seconds(database_pids))
         sunk_before = delivered.value
         throughput = await asyncio.to_thread(flat_out, base, key, domain, seconds=args.duration, **load)
-        after = (cpu_seconds(service_pids), cpu_seconds([sink.pid]))
+        after = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), cpu_seconds(database_pids))
         throughput["relay_received"] = delivered.value - sunk_before
         sends = max(1, throughput["sends"])
         throughput["cpu_ms_per_send"] = {
             "service": round((after[0] - before[0]) * 1000 / sends, 2),
             "smtp_sink": round((after[1] - before[1]) * 1000 / sends, 2),
+            **({"postgresql (all backends)": round((after[2] - before[2]) * 1000 / sends, 2)} if database_pids else {}),
             "load_generator (wrk)": round(throughput.pop("load_generator_cpu_s") * 1000 / sends, 2),
         }
         await asyncio.sleep(1)  # let the flat-out backlog drain
