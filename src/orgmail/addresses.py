@@ -6,9 +6,9 @@ that DNS look-ups, Dovecot log-ins and suppressions all agree on one spelling.
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
-from email.utils import getaddresses
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -54,12 +54,16 @@ def parse_mailbox(text: str, *, field: str = "from") -> Address:
     """`Name <local@domain>` or a bare address, as in a From or Reply-To header."""
     if any(ch in text for ch in "\r\n\0"):
         raise _reject(field, text, "line breaks are not allowed")
-    parsed = getaddresses([text], strict=True)
-    if len(parsed) != 1 or not parsed[0][1]:
+    try:
+        # The stdlib's RFC 5322 header parser (the modern one behind policy.default).
+        header = email.policy.default.header_factory("to", text)
+        parsed = header.addresses
+    except (IndexError, ValueError, TypeError, AttributeError):
+        parsed = ()
+    if len(parsed) != 1 or not parsed[0].addr_spec or "@" not in parsed[0].addr_spec:
         raise _reject(field, text, "expected one address, as 'Name <local@domain>' or 'local@domain'")
-    name, addr = parsed[0]
-    address = parse_email(addr, field=field)
-    return Address(address.local_part, address.domain, name or None)
+    address = parse_email(parsed[0].addr_spec, field=field)
+    return Address(address.local_part, address.domain, parsed[0].display_name or None)
 
 
 def normalize_domain(text: str, *, field: str = "name") -> str:

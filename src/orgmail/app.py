@@ -16,8 +16,10 @@ from orgmail import __version__
 from orgmail.api import admin, mailboxes, members, suppressions
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
+from orgmail.api.ratelimit import RateLimit
 from orgmail.config import Settings, load_settings
 from orgmail.db.session import create_engine, create_session_factory, ping
+from orgmail.mail.dkim import KeyVault
 from orgmail.mail.store import MaildirStore
 
 log = logging.getLogger("orgmail")
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.store = MaildirStore(settings.maildir_root)
+    app.state.vault = KeyVault(settings.secret_key)
     install_error_handlers(app)
     _metrics(app)
 
@@ -108,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.rate_limit_per_second > 0:
+        app.add_middleware(RateLimit, rate_per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     return app
 
 

@@ -10,9 +10,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from orgmail.config import Settings, load_settings
+from orgmail.errors import OrgmailError
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
 
-app = typer.Typer(help="orgmail: transactional email and mailbox provisioning.", no_args_is_help=True)
+app = typer.Typer(
+    help="orgmail: transactional email and mailbox provisioning.", no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 org_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 member_app = typer.Typer(help="Org members.", no_args_is_help=True)
@@ -38,7 +42,11 @@ def _with_session(work: Callable[[Any, Settings], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return asyncio.run(runner())
+    try:
+        return asyncio.run(runner())
+    except OrgmailError as error:
+        typer.secho(f"error: {error.code}: {error.message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
 
 
 def _print(value: Any) -> None:
@@ -75,6 +83,36 @@ def migrate() -> None:
     settings = load_settings()
     upgrade_database(settings.database_url)
     typer.echo("database is up to date")
+
+
+@app.command()
+def demo(domain: Annotated[str, typer.Option(help="Demo domain (marked verified without DNS).")] = "demo.example.com") -> None:
+    """Create a demo org with an API key, a verified domain, members, a mailbox and a suppression.
+
+    DEVELOPMENT ONLY: the domain is marked verified without a DNS check. Prints the API key once.
+    """
+    from orgmail.core import domains, mailboxes, members, orgs, suppressions
+    from orgmail.mail.dkim import KeyVault
+    from orgmail.mail.store import MaildirStore
+
+    async def work(session, settings):
+        org = await orgs.create_org(session, name="Demo")
+        _api_key, key = await orgs.create_api_key(session, org_id=org.id, name="demo")
+        added = await domains.add_domain(session, org_id=org.id, name=domain, vault=KeyVault(settings.secret_key))
+        await domains.mark_verified(session, org_id=org.id, domain_id=added.id)
+        for user_id, name in (("alice", "Alice Liddell"), ("bob", "Bob Builder")):
+            await members.add_member(session, org_id=org.id, user_id=user_id, name=name, email=f"{user_id}@{added.name}")
+        mailbox, password = await mailboxes.create_mailbox(
+            session, org_id=org.id, store=MaildirStore(settings.maildir_root),
+            address=f"hello@{added.name}", display_name="Hello", assigned_user_id="alice",
+        )
+        await suppressions.add_suppression(session, org_id=org.id, email="bounced@example.com", note="demo")
+        return org, key, added, mailbox, password
+
+    org, key, added, mailbox, password = _with_session(work)
+    typer.secho("development only: the demo domain was marked verified without DNS", fg=typer.colors.YELLOW, err=True)
+    _print({"orgId": org.id, "apiKey": key, "domain": added.name,
+            "mailbox": {"id": mailbox.id, "address": mailbox.address, "password": password}})
 
 
 @org_app.command("create")

@@ -34,6 +34,8 @@ class Settings:
     relay_timeout_seconds: float = 30.0
     relay_pool_size: int = 4
     mailbox_retention_days: float = 7.0
+    rate_limit_per_second: float = 1000.0  # per API key and process; 0 turns it off
+    rate_limit_burst: int = 2000
     host: str = "127.0.0.1"
     port: int = 8025
     extra: dict[str, str] = field(default_factory=dict)
@@ -95,6 +97,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides) -> Setting
         relay_timeout_seconds=float(env.get("ORGMAIL_RELAY_TIMEOUT", 30)),
         relay_pool_size=int(env.get("ORGMAIL_RELAY_POOL_SIZE", 4)),
         mailbox_retention_days=float(env.get("ORGMAIL_MAILBOX_RETENTION", 7)),
+        rate_limit_per_second=float(env.get("ORGMAIL_RATE_LIMIT", 1000)),
+        rate_limit_burst=int(env.get("ORGMAIL_RATE_LIMIT_BURST", 2000)),
     )
     values.update(overrides)
     return Settings(**values)

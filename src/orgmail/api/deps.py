@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orgmail.config import Settings
 from orgmail.core.orgs import org_for_key, require_org
 from orgmail.errors import ForbiddenOrg, InvalidRequest, Unauthorized
+from orgmail.mail.dkim import KeyVault
 from orgmail.mail.store import MailStore
 
 
@@ -29,7 +30,12 @@ def get_store(request: Request) -> MailStore:
     return request.app.state.store
 
 
+def get_vault(request: Request) -> KeyVault:
+    return request.app.state.vault
+
+
 DbSession = Annotated[AsyncSession, Depends(get_session)]
+Vault = Annotated[KeyVault, Depends(get_vault)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[MailStore, Depends(get_store)]
 

@@ -52,7 +52,7 @@ def is_database_down(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, (ConnectionError, OSError, TimeoutError)):
+    if isinstance(exc, (ConnectionError, TimeoutError)):  # refused, reset, or a pool/connect timeout
         return True
     name = type(exc).__name__
     return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"}

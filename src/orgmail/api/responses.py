@@ -20,8 +20,8 @@ _DESCRIPTIONS = {
     503: "unavailable (database) or relay_unavailable, with Retry-After",
 }
 
-# Every operation can meet a malformed body, a bad key, an oversized body, a database outage.
-COMMON = (400, 401, 413, 500, 503)
+# Every operation can meet a malformed body, a bad key, an oversized body, the rate limit, a database outage.
+COMMON = (400, 401, 413, 429, 500, 503)
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

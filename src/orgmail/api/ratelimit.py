@@ -1,0 +1,62 @@
+"""Per-API-key rate limit (token bucket), as ASGI middleware in front of everything else.
+
+Keyed by the key id inside the bearer token, so a flood costs no database look-up. Buckets live in
+this process: with N workers each allows the rate, so divide by N (documented in the README).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class TokenBuckets:
+    def __init__(self, *, rate_per_second: float, burst: int, max_buckets: int = 100_000):
+        self.rate = rate_per_second
+        self.burst = float(burst)
+        self.max_buckets = max_buckets
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """0 if allowed, else the seconds until one token is back."""
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+        if len(self._buckets) >= self.max_buckets and key not in self._buckets:
+            self._buckets.clear()  # bounded memory: forgetting buckets only ever allows more
+        self._buckets[key] = (tokens - 1, now)
+        return 0.0
+
+
+def _bucket_key(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            token = value.decode("latin-1").partition(" ")[2].strip()
+            # omk_<key id body>_<secret>: the id part names the key without a database look-up.
+            return token[:30] if token.startswith("omk_") else "other"
+    return None
+
+
+class RateLimit:
+    def __init__(self, app: ASGIApp, *, rate_per_second: float, burst: int):
+        self.app = app
+        self.buckets = TokenBuckets(rate_per_second=rate_per_second, burst=burst)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = _bucket_key(scope) if scope["type"] == "http" else None
+        wait = self.buckets.take(key) if key is not None else 0.0
+        if not wait:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"error": {"code": "rate_limited", "message": "Too many requests; slow down.",
+                                     "details": {"retryAfterSeconds": math.ceil(wait)}}}).encode()
+        await send({"type": "http.response.start", "status": 429, "headers": [
+            (b"content-type", b"application/json"), (b"retry-after", str(math.ceil(wait)).encode()),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

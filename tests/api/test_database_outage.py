@@ -1,0 +1,106 @@
+"""A database outage answers 503 `unavailable` with Retry-After, and the service reconnects by itself.
+
+PostgreSQL is reached through a TCP proxy that the test cuts and restores: a real server, a real
+outage of the network path between the service and it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from orgmail.app import create_app
+from orgmail.config import load_settings
+from orgmail.core import orgs
+from orgmail.db.session import upgrade_database
+from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
+
+
+class TcpProxy:
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, client_reader, client_writer) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.close()
+            return
+        self._writers |= {client_writer, upstream_writer}
+        await asyncio.gather(
+            self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer)
+        )
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        """Refuse new connections and drop every open one, as a database restart would."""
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+        await self._server.wait_closed()
+
+
+@pytest.fixture
+async def proxied_app(tmp_path):
+    name = f"orgmail_outage_{uuid.uuid4().hex[:10]}"
+    await _postgres_admin(f'CREATE DATABASE "{name}"')
+    proxy = TcpProxy("127.0.0.1", 5432)
+    await proxy.start()
+    user = POSTGRES_ADMIN_URL.split("://", 1)[1].split("@", 1)[0]
+    upgrade_database(f"postgresql+asyncpg://{user}@127.0.0.1:5432/{name}")  # direct: blocks this loop
+    url = f"postgresql+asyncpg://{user}@127.0.0.1:{proxy.port}/{name}"
+    settings = load_settings({}, data_dir=tmp_path, database_url=url, secret_key=b"k")
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            async with app.state.session_factory() as session:
+                org = await orgs.create_org(session, name="Outage")
+                _row, key = await orgs.create_api_key(session, org_id=org.id)
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://orgmail.test",
+                                         headers={"Authorization": f"Bearer {key}"}) as http:
+                yield http, proxy
+    finally:
+        await proxy.cut() if proxy._server and proxy._server.is_serving() else None
+        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_outage_answers_503_then_recovers_by_itself(proxied_app):
+    http, proxy = proxied_app
+    assert (await http.post("/v1/mail/suppressions/add", json={"email": "a@example.com"})).status_code == 200
+
+    await proxy.cut()
+    down = await http.post("/v1/mail/suppressions/list", json={})
+    assert down.status_code == 503
+    assert down.json()["error"]["code"] == "unavailable"
+    assert down.headers["retry-after"]
+    ready = await http.get("/readyz")
+    assert ready.status_code == 503
+    assert (await http.get("/healthz")).status_code == 200  # the process itself is up
+
+    await proxy.start()  # same port: the database is back
+    back = await http.post("/v1/mail/suppressions/list", json={})
+    assert back.status_code == 200, back.text
+    assert [s["email"] for s in back.json()["suppressions"]] == ["a@example.com"]
+    assert (await http.get("/readyz")).status_code == 200

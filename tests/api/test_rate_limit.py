@@ -1,0 +1,34 @@
+"""The per-key rate limit answers 429 `rate_limited` with Retry-After, per key, then lets traffic back."""
+
+from __future__ import annotations
+
+import httpx
+
+from orgmail.api.ratelimit import TokenBuckets
+from orgmail.app import create_app
+
+
+def test_bucket_refills_at_the_rate():
+    buckets = TokenBuckets(rate_per_second=2, burst=2)
+    assert buckets.take("k", now=0) == 0 and buckets.take("k", now=0) == 0
+    assert buckets.take("k", now=0) == 0.5
+    assert buckets.take("other", now=0) == 0  # keys don't share buckets
+    assert buckets.take("k", now=0.5) == 0
+
+
+async def test_flood_gets_429_per_key(settings, tenant, other_tenant):
+    from dataclasses import replace
+
+    limited = create_app(replace(settings, rate_limit_per_second=1, rate_limit_burst=3))
+    async with limited.router.lifespan_context(limited):
+        transport = httpx.ASGITransport(app=limited)
+        async with httpx.AsyncClient(transport=transport, base_url="http://orgmail.test") as http:
+            def call(key):
+                return http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {key}"})
+
+            statuses = [(await call(tenant.key)).status_code for _ in range(4)]
+            assert statuses == [200, 200, 200, 429]
+            limited_response = await call(tenant.key)
+            assert limited_response.json()["error"]["code"] == "rate_limited"
+            assert int(limited_response.headers["retry-after"]) >= 1
+            assert (await call(other_tenant.key)).status_code == 200

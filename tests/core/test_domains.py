@@ -1,0 +1,26 @@
+"""Domains in the core: added with DKIM keys encrypted at rest, signing keys decrypted once."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from orgmail.core import domains
+from orgmail.db.tables import DkimKey
+from orgmail.mail.dkim import KeyVault
+
+
+async def test_add_domain_stores_encrypted_keys_and_lists_records(app, tenant, session):
+    vault: KeyVault = app.state.vault
+    domain = await domains.add_domain(session, org_id=tenant.org_id, name="Mail.Example.COM.", vault=vault)
+    assert domain.name == "mail.example.com" and domain.status == "pending"
+    rows = list(await session.scalars(select(DkimKey).where(DkimKey.domain_id == domain.id)))
+    assert sorted(r.algorithm for r in rows) == ["ed25519", "rsa"]
+    assert all(b"PRIVATE" not in r.private_key_encrypted for r in rows)
+    records = domains.dns_records(domain, await domains.dkim_keys(session, domain_id=domain.id))
+    assert [r["purpose"] for r in records] == ["verification", "dkim", "dkim", "spf", "dmarc"]
+    assert records[0]["name"] == "_orgmail.mail.example.com"
+    assert records[1]["value"].startswith("v=DKIM1; k=rsa; p=")
+    keys = await domains.load_signing_keys(session, domain_id=domain.id, vault=vault)
+    assert [k.algorithm for k in keys] == ["rsa", "ed25519"]
+    again = await domains.load_signing_keys(session, domain_id=domain.id, vault=vault)
+    assert again[0] is keys[0]  # served from the cache
