@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from orgmail import __version__
@@ -23,6 +25,9 @@ from orgmail.mail.dkim import KeyVault
 from orgmail.mail.store import MaildirStore
 
 log = logging.getLogger("orgmail")
+
+# The web console (web/console), built into the package by `make web` / `make run`; absent in a bare checkout.
+CONSOLE_DIR = Path(__file__).parent / "console"
 
 
 def _metrics(app: FastAPI) -> None:
@@ -64,6 +69,17 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schema["security"] = [{"bearer": []}]
     app.openapi_schema = schema
     return schema
+
+
+def _console(app: FastAPI, directory: Path) -> None:
+    """Serve the built console at /console/ and send / there; without a build, / goes to the API docs."""
+    built = (directory / "index.html").is_file()
+    if built:
+        app.mount("/console", StaticFiles(directory=directory, html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console/" if built else "/docs")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -109,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
+    _console(app, CONSOLE_DIR)  # after the API routes, which therefore always win
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.rate_limit_per_second > 0:

@@ -72,16 +72,19 @@ export function MailboxList({
   const columns: Column<Mailbox>[] = [
     {
       header: "Address",
-      cell: (m) =>
-        onSelect ? (
-          <button type="button" className="om-link" onClick={() => onSelect(m)} aria-current={selectedId === m.id ? "true" : undefined}>
-            {m.address}
-          </button>
-        ) : (
-          <span>{m.address}</span>
-        ),
+      cell: (m) => (
+        <span className="om-stack">
+          {onSelect ? (
+            <button type="button" className="om-link" onClick={() => onSelect(m)} aria-current={selectedId === m.id ? "true" : undefined}>
+              {m.address}
+            </button>
+          ) : (
+            <span>{m.address}</span>
+          )}
+          {m.displayName && <span className="om-muted">{m.displayName}</span>}
+        </span>
+      ),
     },
-    { header: "Name", cell: (m) => m.displayName ?? <span className="om-muted">—</span> },
     {
       header: "Assigned to",
       cell: (m) =>

@@ -54,7 +54,7 @@ export function MessageLog({ onSelect, selectedId, status: initialStatus = null,
         ),
     },
     { header: "To", cell: (m) => <span className="om-recipients">{m.to.join(", ")}</span> },
-    { header: "From", cell: (m) => m.from },
+    { header: "From", cell: (m) => <span className="om-recipients">{m.from}</span> },
     { header: "Status", cell: (m) => <StatusBadge value={m.status} /> },
   ];
 
