@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from orgmail.core import orgs
 from orgmail.db.session import upgrade_database
 from orgmail.db.tables import Domain
 from orgmail.ids import new_id
+from tests.dns_server import AuthoritativeDnsServer
 
 POSTGRES_ADMIN_URL = os.environ.get("ORGMAIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
@@ -63,13 +64,22 @@ def data_dir(database_url, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url, data_dir):
+def dns_server() -> Iterator[AuthoritativeDnsServer]:
+    """A real authoritative DNS server on loopback (UDP and TCP); the app resolves against it."""
+    server = AuthoritativeDnsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, data_dir, dns_server):
     return load_settings(
         {},
         data_dir=data_dir,
         database_url=database_url,
         secret_key=b"test-secret-key",
         admin_token=ADMIN_TOKEN,
+        dns_nameservers=(dns_server.nameserver,),
     )
 
 

@@ -69,7 +69,14 @@ def parse_mailbox(text: str, *, field: str = "from") -> Address:
 def normalize_domain(text: str, *, field: str = "name") -> str:
     """A domain name as we store it: lower-case A-label, no trailing dot."""
     candidate = text.strip().rstrip(".")
-    address = parse_email(f"postmaster@{candidate}", field=field) if candidate else None
-    if address is None:
+    if not candidate:
         raise InvalidRequest("The domain name is empty.", details={"fields": [{"path": field, "message": "empty"}]})
-    return address.domain
+    try:
+        # A domain is valid here exactly when mail can be addressed to it, so email-validator decides.
+        return parse_email(f"postmaster@{candidate}", field=field).domain
+    except InvalidRequest as error:
+        reason = error.details["fields"][0]["message"] if error.details else "invalid"
+        raise InvalidRequest(
+            f"{field} is not a valid domain name (checked as postmaster@{candidate[:80]}: {reason})",
+            details={"fields": [{"path": field, "message": "not a valid domain name", "value": text[:253]}]},
+        ) from None

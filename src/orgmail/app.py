@@ -15,13 +15,14 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from orgmail import __version__
-from orgmail.api import admin, mailboxes, members, suppressions
+from orgmail.api import admin, domains, mailboxes, members, suppressions
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
 from orgmail.api.ratelimit import RateLimit
 from orgmail.config import Settings, load_settings
 from orgmail.db.session import create_engine, create_session_factory, ping
 from orgmail.mail.dkim import KeyVault
+from orgmail.mail.dns import DnsTxtResolver
 from orgmail.mail.store import MaildirStore
 
 log = logging.getLogger("orgmail")
@@ -99,12 +100,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = MaildirStore(settings.maildir_root)
     app.state.vault = KeyVault(settings.secret_key)
+    app.state.dns_resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
     install_error_handlers(app)
     _metrics(app)
 
     app.include_router(mailboxes.router)
     app.include_router(suppressions.router)
     app.include_router(members.router)
+    app.include_router(domains.router)
     if settings.admin_token:
         app.include_router(admin.router)
 

@@ -156,6 +156,50 @@ def member_add(
     _print({"userId": member.user_id, "orgId": member.org_id})
 
 
+@domain_app.command("add")
+def domain_add(name: str, org: Annotated[str, typer.Option("--org", help="Org id.")]) -> None:
+    """Add a domain (new DKIM keys) and print the DNS records to publish before `domain verify`."""
+    from orgmail.api.schemas import DnsRecord, Domain, DomainWithRecords
+    from orgmail.core.domains import add_domain, get_domain
+    from orgmail.mail.dkim import KeyVault
+
+    async def work(session, settings):
+        domain = await add_domain(session, org_id=org, name=name, vault=KeyVault(settings.secret_key))
+        return await get_domain(session, org_id=org, domain_id=domain.id)
+
+    view = _with_session(work)
+    added = DomainWithRecords(
+        domain=Domain.model_validate(view), records=[DnsRecord.model_validate(r) for r in view.records]
+    )
+    _print(added.model_dump(mode="json", by_alias=True))
+    typer.echo(
+        f"Publish the required TXT records, then run: orgmail domain verify {view.id} --org {org}", err=True
+    )
+
+
+@domain_app.command("verify")
+def domain_verify(domain_id: str, org: Annotated[str, typer.Option("--org", help="Org id.")]) -> None:
+    """Check the domain's records in DNS now; exit status 1 while any required record is missing."""
+    from orgmail.api.schemas import DnsCheck, Domain, DomainVerified
+    from orgmail.core.domains import verify_domain
+    from orgmail.mail.dns import DnsTxtResolver
+
+    async def work(session, settings):
+        resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
+        return await verify_domain(session, org_id=org, domain_id=domain_id, resolver=resolver)
+
+    result = _with_session(work)
+    verified = DomainVerified(
+        domain=Domain.model_validate(result.domain), checks=[DnsCheck.model_validate(c) for c in result.checks]
+    )
+    _print(verified.model_dump(mode="json", by_alias=True))
+    missing = [check.name for check in result.checks if not check.ok]
+    if missing:
+        typer.secho(f"not yet published as expected: {', '.join(missing)}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(1)
+    typer.secho(f"{result.domain.name} is verified", fg=typer.colors.GREEN, err=True)
+
+
 @domain_app.command("mark-verified")
 def domain_mark_verified(
     domain_id: str, org: Annotated[str, typer.Option("--org", help="Org id.")]

@@ -13,10 +13,17 @@ from pathlib import Path
 
 
 def _parse_nameservers(value: str) -> tuple[tuple[str, int], ...]:
+    """`127.0.0.1:5353,10.0.0.2,[::1]:5353,::1` -> ((host, port), ...); the port defaults to 53."""
     servers = []
     for item in filter(None, (part.strip() for part in value.split(","))):
-        host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
-        servers.append((host or item, int(port) if port else 53))
+        if item.startswith("[") and "]" in item:  # [IPv6]:port
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":")
+        elif item.count(":") == 1:
+            host, _, port = item.partition(":")
+        else:  # IPv4 without a port, or a bare IPv6 address
+            host, port = item, ""
+        servers.append((host, int(port) if port else 53))
     return tuple(servers)
 
 
@@ -28,6 +35,7 @@ class Settings:
     relay_url: str = "outbox"
     admin_token: str | None = None
     dns_nameservers: tuple[tuple[str, int], ...] = ()
+    dns_timeout_seconds: float = 5.0
     max_recipients: int = 50
     max_message_bytes: int = 10 * 1024 * 1024
     max_request_bytes: int = 15 * 1024 * 1024
@@ -91,6 +99,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides) -> Setting
         relay_url=env.get("ORGMAIL_RELAY_URL", "outbox"),
         admin_token=env.get("ORGMAIL_ADMIN_TOKEN") or None,
         dns_nameservers=_parse_nameservers(env.get("ORGMAIL_DNS_NAMESERVERS", "")),
+        dns_timeout_seconds=float(env.get("ORGMAIL_DNS_TIMEOUT", 5)),
         max_recipients=int(env.get("ORGMAIL_MAX_RECIPIENTS", 50)),
         max_message_bytes=int(env.get("ORGMAIL_MAX_MESSAGE_BYTES", 10 * 1024 * 1024)),
         max_request_bytes=int(env.get("ORGMAIL_MAX_REQUEST_BYTES", 15 * 1024 * 1024)),

@@ -90,3 +90,15 @@ class RelayUnavailable(OrgmailError):
 
 class Unavailable(OrgmailError):
     code, status, message = "unavailable", 503, "The database cannot be reached; try again shortly."
+
+
+class DomainInUse(OrgmailError):
+    code, status, message = (
+        "domain_in_use",
+        409,
+        "Mailboxes still use that domain; delete them first.",
+    )
+
+
+class DnsUnavailable(OrgmailError):
+    code, status, message = "dns_unavailable", 503, "DNS could not be queried; try again shortly."

@@ -126,6 +126,7 @@ async def test_unknown_endpoint_and_wrong_method_use_the_error_shape(tenant):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     wrong = await tenant.http.get("/v1/mail/mailboxes/list")
     assert wrong.status_code == 405 and "error" in wrong.json()
+    assert wrong.headers["allow"] == "POST"
 
 
 async def test_health_ready_metrics_and_openapi(http):

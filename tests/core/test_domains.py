@@ -24,3 +24,15 @@ async def test_add_domain_stores_encrypted_keys_and_lists_records(app, tenant, s
     assert [k.algorithm for k in keys] == ["rsa", "ed25519"]
     again = await domains.load_signing_keys(session, domain_id=domain.id, vault=vault)
     assert again[0] is keys[0]  # served from the cache
+
+
+async def test_delete_domain_removes_its_keys_and_forgets_the_cached_signing_keys(app, tenant, session):
+    vault: KeyVault = app.state.vault
+    domain_id = (await domains.add_domain(session, org_id=tenant.org_id, name="gone.example.com", vault=vault)).id
+    await domains.load_signing_keys(session, domain_id=domain_id, vault=vault)
+    assert any(cached_domain == domain_id for cached_domain, _ in domains._signing_key_cache)
+    await session.rollback()  # end the read; delete_domain opens its own transaction
+    await domains.delete_domain(session, org_id=tenant.org_id, domain_id=domain_id)
+    assert not any(cached_domain == domain_id for cached_domain, _ in domains._signing_key_cache)
+    rows = list(await session.scalars(select(DkimKey).where(DkimKey.domain_id == domain_id)))
+    assert rows == []

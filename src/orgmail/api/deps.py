@@ -1,4 +1,4 @@
-"""What routes may ask for: a database session, the caller, the mail store, the settings."""
+"""What routes may ask for: a database session, the caller, the mail store, the settings, DNS."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from orgmail.config import Settings
 from orgmail.core.orgs import org_for_key, require_org
 from orgmail.errors import ForbiddenOrg, InvalidRequest, Unauthorized
 from orgmail.mail.dkim import KeyVault
+from orgmail.mail.dns import TxtResolver
 from orgmail.mail.store import MailStore
 
 
@@ -34,10 +35,15 @@ def get_vault(request: Request) -> KeyVault:
     return request.app.state.vault
 
 
+def get_dns_resolver(request: Request) -> TxtResolver:
+    return request.app.state.dns_resolver
+
+
 DbSession = Annotated[AsyncSession, Depends(get_session)]
 Vault = Annotated[KeyVault, Depends(get_vault)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[MailStore, Depends(get_store)]
+DnsResolver = Annotated[TxtResolver, Depends(get_dns_resolver)]
 
 
 @dataclass(frozen=True)

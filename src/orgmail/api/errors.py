@@ -22,7 +22,7 @@ def error_response(error: OrgmailError, headers: dict[str, str] | None = None) -
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details:
         body["details"] = error.details
-    if isinstance(error, Unavailable) or error.code == "relay_unavailable":
+    if error.status == 503:  # every 503 here is temporary (database, relay, DNS): say when to retry
         headers = {"Retry-After": RETRY_AFTER_SECONDS, **(headers or {})}
     return JSONResponse({"error": body}, status_code=error.status, headers=headers)
 
@@ -74,7 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             error = OrgmailError("Method not allowed; every call is a POST.")
             error.code, error.status = "method_not_allowed", 405
-            return error_response(error)
+            return error_response(error, headers=getattr(exc, "headers", None))  # keeps Allow
         if exc.status_code == 400:
             return error_response(InvalidRequest("The request body could not be parsed."))
         error = OrgmailError(str(exc.detail))

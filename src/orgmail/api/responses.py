@@ -11,13 +11,13 @@ _DESCRIPTIONS = {
     401: "unauthorized",
     403: "forbidden_org, or domain_not_verified",
     404: "not_found, or member_not_found",
-    409: "mailbox_taken, member_taken, domain_taken or idempotency_conflict",
+    409: "mailbox_taken, member_taken, domain_taken, domain_in_use or idempotency_conflict",
     413: "message_too_large",
     422: "all_recipients_suppressed",
     429: "rate_limited",
     500: "internal_error",
     502: "relay_rejected",
-    503: "unavailable (database) or relay_unavailable, with Retry-After",
+    503: "unavailable (database), relay_unavailable or dns_unavailable, with Retry-After",
 }
 
 # Every operation can meet a malformed body, a bad key, an oversized body, the rate limit, a database outage.
