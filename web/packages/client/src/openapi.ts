@@ -73,6 +73,101 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/mail/domains/add": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add
+         * @description Add a domain with fresh DKIM keys; the answer lists the DNS records to publish before `verify`.
+         */
+        post: operations["add_v1_mail_domains_add_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mail/domains/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete
+         * @description Delete the domain and its DKIM keys; 409 `domain_in_use` while mailboxes live on it.
+         */
+        post: operations["delete_v1_mail_domains_delete_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mail/domains/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Get */
+        post: operations["get_v1_mail_domains_get_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mail/domains/list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** List */
+        post: operations["list__v1_mail_domains_list_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mail/domains/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify
+         * @description Look the required records up in DNS now; verified once every check is ok. A domain that was
+         *     verified stays verified if a later check fails. DNS that cannot answer is 503 `dns_unavailable`.
+         */
+        post: operations["verify_v1_mail_domains_verify_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/mail/mailboxes/assign": {
         parameters: {
             query?: never;
@@ -335,6 +430,88 @@ export interface components {
              * @description Defaults to the API key's org.
              */
             orgId?: string | null;
+        };
+        /** DnsCheck */
+        DnsCheck: {
+            /** Expected */
+            expected: string;
+            /** Found */
+            found: string[];
+            /** Name */
+            name: string;
+            /** Ok */
+            ok: boolean;
+        };
+        /** DnsRecord */
+        DnsRecord: {
+            /** Name */
+            name: string;
+            /**
+             * Purpose
+             * @enum {string}
+             */
+            purpose: "verification" | "dkim" | "spf" | "dmarc";
+            /** Required */
+            required: boolean;
+            /**
+             * Type
+             * @constant
+             */
+            type: "TXT";
+            /** Value */
+            value: string;
+        };
+        /** Domain */
+        Domain: {
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /** Dkimselectors */
+            dkimSelectors: string[];
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Orgid */
+            orgId: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "verified";
+            /** Verifiedat */
+            verifiedAt: string | null;
+        };
+        /** DomainAddInput */
+        DomainAddInput: {
+            /** Name */
+            name: string;
+            /**
+             * Orgid
+             * @description Defaults to the API key's org.
+             */
+            orgId?: string | null;
+        };
+        /** DomainList */
+        DomainList: {
+            /** Domains */
+            domains: components["schemas"]["Domain"][];
+            /** Nextcursor */
+            nextCursor: string | null;
+        };
+        /** DomainVerified */
+        DomainVerified: {
+            /** Checks */
+            checks: components["schemas"]["DnsCheck"][];
+            domain: components["schemas"]["Domain"];
+        };
+        /** DomainWithRecords */
+        DomainWithRecords: {
+            domain: components["schemas"]["Domain"];
+            /** Records */
+            records: components["schemas"]["DnsRecord"][];
         };
         /** ErrorBody */
         ErrorBody: {
@@ -678,7 +855,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -765,7 +942,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -843,7 +1020,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -921,7 +1098,505 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    add_v1_mail_domains_add_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DomainAddInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DomainWithRecords"];
+                };
+            };
+            /** @description invalid_request, or domain_not_found */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description forbidden_org, or domain_not_verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not_found, or member_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description mailbox_taken, member_taken, domain_taken, domain_in_use or idempotency_conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description message_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_v1_mail_domains_delete_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ByIdInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ok"];
+                };
+            };
+            /** @description invalid_request, or domain_not_found */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description forbidden_org, or domain_not_verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not_found, or member_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description mailbox_taken, member_taken, domain_taken, domain_in_use or idempotency_conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description message_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_v1_mail_domains_get_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ByIdInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DomainWithRecords"];
+                };
+            };
+            /** @description invalid_request, or domain_not_found */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description forbidden_org, or domain_not_verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not_found, or member_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description message_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list__v1_mail_domains_list_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ListInput"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DomainList"];
+                };
+            };
+            /** @description invalid_request, or domain_not_found */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description forbidden_org, or domain_not_verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not_found, or member_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description message_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    verify_v1_mail_domains_verify_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ByIdInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DomainVerified"];
+                };
+            };
+            /** @description invalid_request, or domain_not_found */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description forbidden_org, or domain_not_verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not_found, or member_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description message_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1017,7 +1692,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1086,7 +1761,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description mailbox_taken, member_taken, domain_taken or idempotency_conflict */
+            /** @description mailbox_taken, member_taken, domain_taken, domain_in_use or idempotency_conflict */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1122,7 +1797,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1218,7 +1893,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1314,7 +1989,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1410,7 +2085,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1479,7 +2154,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description mailbox_taken, member_taken, domain_taken or idempotency_conflict */
+            /** @description mailbox_taken, member_taken, domain_taken, domain_in_use or idempotency_conflict */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1515,7 +2190,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1611,7 +2286,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1707,7 +2382,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1803,7 +2478,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1899,7 +2574,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1995,7 +2670,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description unavailable (database) or relay_unavailable, with Retry-After */
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;

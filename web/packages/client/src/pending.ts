@@ -50,33 +50,8 @@ export type MailSendInput = OrgScoped & {
 
 export type MessageListInput = ListInput & { status?: MailMessageStatus | null; recipient?: string | null };
 
-export type Domain = {
-  id: string;
-  orgId: string;
-  name: string;
-  status: "pending" | "verified";
-  dkimSelectors: string[];
-  verifiedAt: string | null;
-  createdAt: string;
-};
-
-export type DnsRecord = {
-  type: "TXT";
-  name: string;
-  value: string;
-  purpose: "verification" | "dkim" | "spf" | "dmarc";
-  required: boolean;
-};
-
-export type DnsCheck = { name: string; expected: string; found: string[]; ok: boolean };
-
 export type Endpoints = {
   "/v1/mail/messages/send": { input: MailSendInput; output: { message: MailMessage } };
   "/v1/mail/messages/get": { input: OrgScoped & { id: string }; output: { message: MailMessage } };
   "/v1/mail/messages/list": { input: MessageListInput; output: { messages: MailMessage[]; nextCursor: string | null } };
-  "/v1/mail/domains/add": { input: OrgScoped & { name: string }; output: { domain: Domain; records: DnsRecord[] } };
-  "/v1/mail/domains/get": { input: OrgScoped & { id: string }; output: { domain: Domain; records: DnsRecord[] } };
-  "/v1/mail/domains/list": { input: ListInput; output: { domains: Domain[]; nextCursor: string | null } };
-  "/v1/mail/domains/verify": { input: OrgScoped & { id: string }; output: { domain: Domain; checks: DnsCheck[] } };
-  "/v1/mail/domains/delete": { input: OrgScoped & { id: string }; output: { ok: true } };
 };
