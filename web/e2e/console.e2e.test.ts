@@ -145,6 +145,12 @@ describe("the console", () => {
     await row.getByRole("button", { name: "Hello from the browser test" }).click();
     await section("Message").getByText("Relay response").waitFor();
     await shot("06-sent");
+
+    // The status filter asks the service: nothing has failed, and the sent message is among "sent".
+    await log.getByLabel("Status").selectOption("failed");
+    await log.getByText("No failed messages.").waitFor();
+    await log.getByLabel("Status").selectOption("sent");
+    await row.getByText("sent", { exact: true }).waitFor();
   });
 
   it("adds and removes a suppression", async () => {
