@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -23,7 +25,8 @@ from orgmail.config import Settings, load_settings
 from orgmail.db.session import create_engine, create_session_factory, ping
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.dns import DnsTxtResolver
-from orgmail.mail.store import MaildirStore
+from orgmail.mail.dovecot import DoveadmSessions
+from orgmail.mail.store import MaildirStore, purge_periodically
 
 log = logging.getLogger("orgmail")
 
@@ -91,14 +94,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.database_url)
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
+        purger = asyncio.create_task(
+            purge_periodically(app.state.store, interval_seconds=settings.purge_interval_seconds)
+        )
         try:
             yield
         finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
             await engine.dispose()
 
     app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.store = MaildirStore(settings.maildir_root)
+    app.state.store = MaildirStore.from_settings(settings, sessions=DoveadmSessions.from_settings(settings))
     app.state.vault = KeyVault(settings.secret_key)
     app.state.dns_resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
     install_error_handlers(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -103,7 +104,7 @@ def demo(domain: Annotated[str, typer.Option(help="Demo domain (marked verified 
         for user_id, name in (("alice", "Alice Liddell"), ("bob", "Bob Builder")):
             await members.add_member(session, org_id=org.id, user_id=user_id, name=name, email=f"{user_id}@{added.name}")
         mailbox, password = await mailboxes.create_mailbox(
-            session, org_id=org.id, store=MaildirStore(settings.maildir_root),
+            session, org_id=org.id, store=MaildirStore.from_settings(settings),
             address=f"hello@{added.name}", display_name="Hello", assigned_user_id="alice",
         )
         await suppressions.add_suppression(session, org_id=org.id, email="bounced@example.com", note="demo")
@@ -213,6 +214,40 @@ def domain_mark_verified(
     domain = _with_session(work)
     typer.secho("development only: DNS was not checked", fg=typer.colors.YELLOW, err=True)
     _print({"id": domain.id, "name": domain.name, "status": domain.status})
+
+
+@app.command("dovecot-config")
+def dovecot_config(
+    out: Annotated[Path, typer.Option("--out", help="Folder for dovecot.conf, its SQL file and run state.")],
+    listen: Annotated[str, typer.Option(help="Address IMAP and LMTP listen on.")] = "127.0.0.1",
+    imap_port: Annotated[int, typer.Option(help="IMAP port.")] = 143,
+    lmtp_port: Annotated[int, typer.Option(help="LMTP port (where Postfix delivers).")] = 24,
+) -> None:
+    """Write a Dovecot config that serves the mailboxes over IMAP and LMTP from this database."""
+    from orgmail.mail.dovecot import folder_blocking_mail_user, write_config
+
+    settings = load_settings()
+    upgrade_database(settings.database_url)  # Dovecot reads the dovecot_users view
+    files = write_config(settings, out_dir=out, listen=listen, imap_port=imap_port, lmtp_port=lmtp_port)
+    typer.echo(f"wrote {files.config} and {files.sql_config} (mode 0600)")
+    blocking = folder_blocking_mail_user(settings)
+    if blocking is not None:
+        typer.secho(
+            f"warning: the mail user (uid {settings.mail_uid}) cannot enter {blocking}, so Dovecot cannot reach "
+            "the Maildirs: move the data folder (ORGMAIL_DATA_DIR) or set ORGMAIL_MAIL_USER (docs/dovecot.md)",
+            fg=typer.colors.YELLOW, err=True,
+        )
+    typer.echo(f"run:  dovecot -F -c {files.config}")
+    typer.echo(f"and let deletes disconnect live sessions:  ORGMAIL_DOVECOT_CONFIG={files.config}")
+
+
+@app.command()
+def purge() -> None:
+    """Remove deleted mailboxes from the trash once ORGMAIL_MAILBOX_RETENTION days have passed."""
+    from orgmail.mail.store import MaildirStore
+
+    purged = MaildirStore.from_settings(load_settings()).purge()
+    _print({"purged": purged})
 
 
 if __name__ == "__main__":  # pragma: no cover

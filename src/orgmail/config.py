@@ -6,7 +6,9 @@ The embedded defaults (SQLite and Maildir under the data folder, the local outbo
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,21 @@ def _parse_nameservers(value: str) -> tuple[tuple[str, int], ...]:
     return tuple(servers)
 
 
+def _mail_owner(user: str | None, group: str | None) -> tuple[int, int]:
+    """Who owns the mail files; Dovecot runs its mail processes as this uid/gid.
+
+    Default: `nobody` (and its group, `nogroup` on Debian) when orgmail runs as root, else the user
+    orgmail runs as, so that an unprivileged `make run` and a root Dovecot agree on the owner.
+    """
+    if user is None:
+        account = pwd.getpwnam("nobody") if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+    else:
+        account = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    if group is None:
+        return account.pw_uid, account.pw_gid
+    return account.pw_uid, int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -42,6 +59,12 @@ class Settings:
     relay_timeout_seconds: float = 30.0
     relay_pool_size: int = 4
     mailbox_retention_days: float = 7.0
+    purge_interval_seconds: float = 3600.0
+    mail_uid: int = field(default_factory=lambda: _mail_owner(None, None)[0])
+    mail_gid: int = field(default_factory=lambda: _mail_owner(None, None)[1])
+    # The Dovecot config `doveadm kick` reads to reach a running Dovecot (None: doveadm's default).
+    dovecot_config: Path | None = None
+    doveadm_path: str = "doveadm"
     rate_limit_per_second: float = 1000.0  # per API key and process; 0 turns it off
     rate_limit_burst: int = 2000
     host: str = "127.0.0.1"
@@ -51,6 +74,11 @@ class Settings:
     @property
     def maildir_root(self) -> Path:
         return self.data_dir / "mail"
+
+    @property
+    def mail_trash_root(self) -> Path:
+        """Deleted mailboxes wait here for the retention; beside the mail root, on the same disk."""
+        return self.data_dir / "mail-trash"
 
     @property
     def outbox_dir(self) -> Path:
@@ -92,6 +120,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides) -> Setting
         env.get("ORGMAIL_DATABASE_URL") or f"sqlite:///{data_dir / 'orgmail.db'}"
     )
     secret = env.get("ORGMAIL_SECRET_KEY")
+    mail_uid, mail_gid = _mail_owner(env.get("ORGMAIL_MAIL_USER"), env.get("ORGMAIL_MAIL_GROUP"))
+    dovecot_config = env.get("ORGMAIL_DOVECOT_CONFIG")
     values = dict(
         data_dir=data_dir,
         database_url=database_url,
@@ -106,6 +136,11 @@ def load_settings(environ: dict[str, str] | None = None, **overrides) -> Setting
         relay_timeout_seconds=float(env.get("ORGMAIL_RELAY_TIMEOUT", 30)),
         relay_pool_size=int(env.get("ORGMAIL_RELAY_POOL_SIZE", 4)),
         mailbox_retention_days=float(env.get("ORGMAIL_MAILBOX_RETENTION", 7)),
+        purge_interval_seconds=float(env.get("ORGMAIL_PURGE_INTERVAL", 3600)),
+        mail_uid=mail_uid,
+        mail_gid=mail_gid,
+        dovecot_config=Path(dovecot_config).resolve() if dovecot_config else None,
+        doveadm_path=env.get("ORGMAIL_DOVEADM", "doveadm"),
         rate_limit_per_second=float(env.get("ORGMAIL_RATE_LIMIT", 1000)),
         rate_limit_burst=int(env.get("ORGMAIL_RATE_LIMIT_BURST", 2000)),
     )

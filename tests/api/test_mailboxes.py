@@ -91,12 +91,14 @@ async def test_assign_and_unassign_to_a_member(tenant, verified_domain):
     assert ghost.status_code == 404 and ghost.json()["error"]["code"] == "member_not_found"
 
 
-async def test_delete_removes_row_and_maildir(tenant, verified_domain, settings):
+async def test_delete_removes_row_and_moves_maildir_to_trash(app, tenant, verified_domain, settings):
     mailbox = (await tenant.ok("/v1/mail/mailboxes/create", {"address": f"f@{verified_domain}"}))["mailbox"]
     home = settings.maildir_root / mailbox["id"]
     assert home.is_dir()
     assert await tenant.ok("/v1/mail/mailboxes/delete", {"id": mailbox["id"]}) == {"ok": True}
     assert not home.exists()
+    trashed = app.state.store.trashed()[mailbox["id"]]
+    assert trashed.parent == settings.mail_trash_root and (trashed / "Maildir" / "new").is_dir()
     gone = await tenant.call("/v1/mail/mailboxes/get", {"id": mailbox["id"]})
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
     again = await tenant.call("/v1/mail/mailboxes/delete", {"id": mailbox["id"]})

@@ -73,11 +73,11 @@ async def create_mailbox(
     except IntegrityError:
         # Two creates raced for one address: the unique index decided.
         if provisioned:
-            await asyncio.to_thread(store.retire, mailbox_id)
+            await asyncio.to_thread(store.discard, mailbox_id)
         raise MailboxTaken(details={"address": full_address}) from None
     except BaseException:
         if provisioned:
-            await asyncio.to_thread(store.retire, mailbox_id)
+            await asyncio.to_thread(store.discard, mailbox_id)
         raise
     return mailbox, password
 
@@ -111,8 +111,12 @@ async def assign_mailbox(
 
 
 async def delete_mailbox(session: AsyncSession, *, org_id: str, mailbox_id: str, store: MailStore) -> None:
-    """The row goes first (the account vanishes from Dovecot at once), then the Maildir."""
+    """The row goes first: Dovecot reads accounts from the database uncached, so the account
+    vanishes at once (no new log-in, no LMTP delivery). Then the store disconnects live sessions and
+    moves the Maildir to the trash, where it waits for the retention before it is purged.
+    """
     async with session.begin():
         mailbox = await get_mailbox(session, org_id=org_id, mailbox_id=mailbox_id)
+        address = mailbox.address
         await session.delete(mailbox)
-    await asyncio.to_thread(store.retire, mailbox_id)
+    await asyncio.to_thread(store.retire, mailbox_id, address=address)
