@@ -45,5 +45,6 @@ test: install system-deps
 	$(PY) -m pytest
 	$(MAKE) web-test
 
+# Removes the virtual environment only: ./data holds the database, the mail and the secret key.
 clean:
-	rm -rf $(VENV) data web/node_modules web/packages/*/dist src/orgmail/console
+	rm -rf $(VENV) web/node_modules web/packages/*/dist src/orgmail/console

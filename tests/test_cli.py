@@ -45,3 +45,6 @@ def test_demo_prints_a_working_key_and_mailbox(env, tmp_path):
     assert demo["apiKey"].startswith("omk_") and demo["domain"] == "demo.example.com"
     assert (tmp_path / "mail" / demo["mailbox"]["id"] / "Maildir" / "cur").is_dir()
     assert "development only" in result.stderr
+    again = _run(env, "demo")
+    assert again.exit_code == 1 and "--domain" in again.stderr
+    assert _run(env, "demo", "--domain", "demo2.example.com").exit_code == 0

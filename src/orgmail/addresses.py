@@ -39,12 +39,12 @@ def _reject(field: str, text: str, reason: str) -> InvalidRequest:
     )
 
 
-def parse_email(text: str, *, field: str = "email") -> Address:
+def parse_email(text: str, *, field: str = "email", ascii_local_part: bool = False) -> Address:
     """A bare address (`local@domain`), validated for syntax only (no DNS look-up)."""
     if any(ch in text for ch in "\r\n\0"):
         raise _reject(field, text, "line breaks are not allowed")
     try:
-        valid = validate_email(text, check_deliverability=False)
+        valid = validate_email(text, check_deliverability=False, allow_smtputf8=not ascii_local_part)
     except EmailNotValidError as exc:
         raise _reject(field, text, str(exc)) from None
     return Address(local_part=valid.local_part, domain=valid.ascii_domain.lower())

@@ -141,7 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.rate_limit_per_second > 0:
-        app.add_middleware(RateLimit, rate_per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+        app.add_middleware(RateLimit, rate_per_second=settings.rate_limit_per_second,
+                           burst=settings.rate_limit_burst, admin_token=settings.admin_token)
     return app
 
 

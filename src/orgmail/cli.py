@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from orgmail.config import Settings, load_settings
-from orgmail.errors import OrgmailError
+from orgmail.errors import MailboxTaken, OrgmailError
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
 
 app = typer.Typer(
@@ -50,6 +50,15 @@ def _with_session(work: Callable[[Any, Settings], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
+def _without_password(url: str) -> str:
+    """The relay URL fit for a log line: user kept, password never printed."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
 def _print(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
@@ -65,7 +74,7 @@ def serve(
 
     settings = load_settings()
     upgrade_database(settings.database_url)
-    typer.echo(f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {settings.relay_url})")
+    typer.echo(f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {_without_password(settings.relay_url)})")
     uvicorn.run(
         "orgmail.app:create_app_from_env",
         factory=True,
@@ -97,6 +106,12 @@ def demo(domain: Annotated[str, typer.Option(help="Demo domain (marked verified 
     from orgmail.mail.store import MaildirStore
 
     async def work(session, settings):
+        if await mailboxes.address_taken(session, address=f"hello@{domain}"):
+            raise MailboxTaken(
+                f"A demo already exists on {domain}; run `orgmail demo --domain another.example.com`, "
+                "or `orgmail key create --org ORG_ID` for a new key to the existing one."
+            )
+        await session.rollback()  # end the read; each core call below is its own transaction
         org = await orgs.create_org(session, name="Demo")
         _api_key, key = await orgs.create_api_key(session, org_id=org.id, name="demo")
         added = await domains.add_domain(session, org_id=org.id, name=domain, vault=KeyVault(settings.secret_key))

@@ -67,9 +67,6 @@ class Settings:
     doveadm_path: str = "doveadm"
     rate_limit_per_second: float = 1000.0  # per API key and process; 0 turns it off
     rate_limit_burst: int = 2000
-    host: str = "127.0.0.1"
-    port: int = 8025
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def maildir_root(self) -> Path:

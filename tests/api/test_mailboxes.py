@@ -111,3 +111,23 @@ async def test_invalid_address_is_400_with_field_path(tenant):
     error = response.json()["error"]
     assert error["code"] == "invalid_request"
     assert error["details"]["fields"][0]["path"] == "address"
+
+
+async def test_concurrent_creates_of_one_address_make_exactly_one_mailbox(tenant, verified_domain, settings):
+    import asyncio
+
+    responses = await asyncio.gather(*[
+        tenant.call("/v1/mail/mailboxes/create", {"address": f"race@{verified_domain}"}) for _ in range(6)
+    ])
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 409, 409, 409, 409, 409]
+    winner = next(r.json()["mailbox"]["id"] for r in responses if r.status_code == 200)
+    homes = [p.name for p in settings.maildir_root.iterdir()]
+    assert winner in homes
+    listed = await tenant.ok("/v1/mail/mailboxes/list", {"limit": 200})
+    assert [m["id"] for m in listed["mailboxes"] if m["address"] == f"race@{verified_domain}"] == [winner]
+
+
+async def test_non_ascii_local_parts_are_refused_for_mailboxes(tenant, verified_domain):
+    response = await tenant.call("/v1/mail/mailboxes/create", {"address": f"jöran@{verified_domain}"})
+    assert response.status_code == 400 and response.json()["error"]["details"]["fields"][0]["path"] == "address"

@@ -26,3 +26,17 @@ async def test_removing_a_member_unassigns_their_mailboxes(tenant, verified_doma
     await tenant.ok("/v1/mail/members/remove", {"userId": "leaver"})
     after = await tenant.ok("/v1/mail/mailboxes/get", {"id": mailbox["id"]})
     assert after["mailbox"]["assignedUserId"] is None
+
+
+async def test_list_pages_with_the_cursor(tenant):
+    for n in range(3):
+        await tenant.ok("/v1/mail/members/add", {"userId": f"m{n}"})
+    first = await tenant.ok("/v1/mail/members/list", {"limit": 2})
+    second = await tenant.ok("/v1/mail/members/list", {"limit": 2, "cursor": first["nextCursor"]})
+    assert [m["userId"] for m in first["members"] + second["members"]] == ["m2", "m1", "m0"]
+    assert second["nextCursor"] is None
+
+
+async def test_member_email_is_validated(tenant):
+    response = await tenant.call("/v1/mail/members/add", {"userId": "x", "email": "not an email"})
+    assert response.status_code == 400 and response.json()["error"]["details"]["fields"][0]["path"] == "email"

@@ -16,6 +16,15 @@ def test_bucket_refills_at_the_rate():
     assert buckets.take("k", now=0.5) == 0
 
 
+def test_buckets_stay_bounded_and_forget_the_stalest_first():
+    buckets = TokenBuckets(rate_per_second=1, burst=1, max_buckets=2)
+    assert buckets.take("real", now=0) == 0
+    assert buckets.take("junk-1", now=0) == 0
+    assert buckets.take("real", now=0) == 1  # "real" is now the freshest
+    assert buckets.take("junk-2", now=0) == 0  # evicts junk-1, not "real"
+    assert buckets.take("real", now=0) > 0
+
+
 async def test_flood_gets_429_per_key(settings, tenant, other_tenant):
     from dataclasses import replace
 
@@ -32,3 +41,9 @@ async def test_flood_gets_429_per_key(settings, tenant, other_tenant):
             assert limited_response.json()["error"]["code"] == "rate_limited"
             assert int(limited_response.headers["retry-after"]) >= 1
             assert (await call(other_tenant.key)).status_code == 200
+            for _ in range(5):  # junk tokens spend their own bucket, not the admin's or a key's
+                await call("junk")
+            from tests.conftest import ADMIN_TOKEN
+
+            admin = await http.post("/v1/admin/orgs/list", json={}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert admin.status_code == 200

@@ -34,3 +34,17 @@ async def test_unknown_reason_is_invalid_request(tenant):
     response = await tenant.call("/v1/mail/suppressions/add", {"email": "a@example.com", "reason": "because"})
     assert response.status_code == 400
     assert response.json()["error"]["details"]["fields"][0]["path"] == "reason"
+
+
+async def test_list_pages_with_the_cursor(tenant):
+    emails = [f"p{n}@example.com" for n in range(5)]
+    for email in emails:
+        await tenant.ok("/v1/mail/suppressions/add", {"email": email})
+    seen, cursor = [], None
+    while True:
+        page = await tenant.ok("/v1/mail/suppressions/list", {"limit": 2, **({"cursor": cursor} if cursor else {})})
+        seen += [s["email"] for s in page["suppressions"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == emails[::-1]

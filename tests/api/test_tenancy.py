@@ -63,3 +63,24 @@ async def test_other_org_cannot_remove_our_members(tenant, other_tenant):
     assert response.status_code == 404 and response.json()["error"]["code"] == "member_not_found"
     ours = await tenant.ok("/v1/mail/members/list")
     assert [m["userId"] for m in ours["members"]] == ["only-ours"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/mail/mailboxes/create", {"address": "a@example.com"}),
+        ("/v1/mail/mailboxes/get", {"id": "mbx_01M89EDYVS9VQY0AF1HHJHFZR6"}),
+        ("/v1/mail/mailboxes/assign", {"id": "mbx_01M89EDYVS9VQY0AF1HHJHFZR6", "assignedUserId": None}),
+        ("/v1/mail/mailboxes/delete", {"id": "mbx_01M89EDYVS9VQY0AF1HHJHFZR6"}),
+        ("/v1/mail/suppressions/add", {"email": "a@example.com"}),
+        ("/v1/mail/suppressions/remove", {"email": "a@example.com"}),
+        ("/v1/mail/members/add", {"userId": "u"}),
+        ("/v1/mail/members/remove", {"userId": "u"}),
+        ("/v1/mail/domains/add", {"name": "example.com"}),
+        ("/v1/mail/domains/list", {}),
+    ],
+)
+async def test_every_call_naming_another_org_is_forbidden(tenant, other_tenant, path, body):
+    response = await tenant.call(path, {**body, "orgId": other_tenant.org_id})
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["code"] == "forbidden_org"

@@ -86,8 +86,9 @@ def test_relaxed_canonicalization_survives_rewrapping_and_whitespace():
 
 def test_generated_keys_round_trip_through_the_vault():
     vault = dkim.KeyVault(b"service-secret")
-    generated = dkim.generate_keys(today="20261125")
-    assert [k.selector for k in generated] == ["om20261125r", "om20261125e"]
+    generated = dkim.generate_keys(today="20261125", tag="ab12")
+    assert [k.selector for k in generated] == ["om20261125ab12r", "om20261125ab12e"]
+    assert dkim.generate_keys()[0].selector != dkim.generate_keys()[0].selector
     keys = [
         vault.signing_key(selector=k.selector, algorithm=k.algorithm, encrypted=vault.encrypt(k.private_der))
         for k in generated
@@ -97,7 +98,7 @@ def test_generated_keys_round_trip_through_the_vault():
         f"{k.selector}._domainkey.example.com": dkim.dns_record_value(algorithm=k.algorithm, public_key=k.public_key)
         for k in generated
     }
-    assert len(records["om20261125r._domainkey.example.com"]) > 255  # needs several TXT strings in DNS
+    assert len(records["om20261125ab12r._domainkey.example.com"]) > 255  # needs several TXT strings in DNS
     signed = dkim.sign(MESSAGE, domain="example.com", keys=keys)
     assert dkim.verify(signed, txt_records=records) == [True, True]
     with pytest.raises(Exception):

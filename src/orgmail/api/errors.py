@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orgmail.errors import InvalidRequest, NotFound, OrgmailError, Unavailable
@@ -80,6 +80,12 @@ def install_error_handlers(app: FastAPI) -> None:
         error = OrgmailError(str(exc.detail))
         error.code, error.status = "http_error", exc.status_code
         return error_response(error)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (schemas should catch these first): the input's fault, not ours.
+        log.warning("database refused a value: %s", exc.orig.__class__.__name__ if exc.orig else "")
+        return error_response(InvalidRequest("A value in the request cannot be stored."))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -65,6 +65,9 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if body and not any(name == b"content-type" for name, _ in scope.get("headers", ())):
+            # Every call takes JSON: `curl -d '{…}'` without a Content-Type still means JSON.
+            scope = {**scope, "headers": [*scope.get("headers", ()), (b"content-type", b"application/json")]}
         replayed = False
 
         async def replay() -> Message:

@@ -9,27 +9,52 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-ShortText = Annotated[str, StringConstraints(max_length=200)]
-EmailText = Annotated[str, StringConstraints(min_length=3, max_length=320)]
+# Control characters never belong in these fields (and PostgreSQL refuses NUL in text outright).
+SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"
+MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # tabs and line breaks allowed
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SINGLE_LINE)]
+ShortText = Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE)]
+EmailText = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=SINGLE_LINE)]
+HeaderName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[!-9;-~]+$")]
+HeaderValue = Annotated[str, StringConstraints(max_length=998, pattern=r"^[^\x00-\x08\x0a-\x1f\x7f]*$")]
+Body = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+Cursor = Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE)]
+Note = Annotated[str, StringConstraints(max_length=1000, pattern=MULTI_LINE)]
 
 
 class Schema(BaseModel):
+    """What we answer: built from rows by attribute name, written out in camelCase."""
+
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", from_attributes=True
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", from_attributes=True,
+        json_schema_serialization_defaults_required=True,
     )
 
 
-class OrgScoped(Schema):
+class Input(BaseModel):
+    """What comes in: camelCase names only, no unknown fields, no type coercion ("7" is not 7)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=False, validate_by_alias=True, extra="forbid",
+        strict=True,
+    )
+
+
+class OrgScoped(Input):
     org_id: Id | None = Field(default=None, description="Defaults to the API key's org.")
 
 
-class ListInput(OrgScoped):
+class PageInput(Input):
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+    cursor: Cursor | None = None
+
+
+class ListInput(PageInput, OrgScoped):
+    pass
 
 
 class ByIdInput(OrgScoped):
@@ -42,7 +67,10 @@ class Ok(Schema):
 
 # --- errors ---------------------------------------------------------------------------------------
 class ErrorBody(Schema):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="allow",
+        json_schema_serialization_defaults_required=False,  # details is left out when there are none
+    )
     code: str
     message: str
     details: dict[str, Any] | None = None
@@ -59,8 +87,8 @@ class Org(Schema):
     created_at: datetime
 
 
-class OrgCreateInput(Schema):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+class OrgCreateInput(Input):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=SINGLE_LINE)]
 
 
 class OrgCreated(Schema):
@@ -72,9 +100,8 @@ class OrgList(Schema):
     next_cursor: str | None
 
 
-class AdminListInput(Schema):
-    limit: int = Field(default=50, ge=1, le=200)
-    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+class AdminListInput(PageInput):
+    pass
 
 
 class ApiKey(Schema):
@@ -85,7 +112,7 @@ class ApiKey(Schema):
     revoked_at: datetime | None
 
 
-class ApiKeyCreateInput(Schema):
+class ApiKeyCreateInput(Input):
     org_id: Id
     name: ShortText | None = None
 
@@ -95,7 +122,7 @@ class ApiKeyCreated(Schema):
     key: str = Field(description="The secret, shown once.")
 
 
-class ApiKeyRevokeInput(Schema):
+class ApiKeyRevokeInput(Input):
     id: Id
 
 
@@ -147,7 +174,7 @@ class DnsRecord(Schema):
 
 
 class DomainAddInput(OrgScoped):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=SINGLE_LINE)]
 
 
 class DomainWithRecords(Schema):
@@ -192,13 +219,6 @@ class MailboxCreateInput(OrgScoped):
     assigned_user_id: Id | None = None
     quota_mb: int | None = Field(default=None, ge=1, le=1_048_576)
 
-    @field_validator("display_name")
-    @classmethod
-    def _single_line(cls, value: str | None) -> str | None:
-        if value is not None and ("\r" in value or "\n" in value):
-            raise ValueError("must not contain line breaks")
-        return value
-
 
 class MailboxCreated(Schema):
     mailbox: Mailbox
@@ -235,7 +255,7 @@ class Suppression(Schema):
 class SuppressionAddInput(OrgScoped):
     email: EmailText
     reason: SuppressionReason = "manual"
-    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    note: Note | None = None
 
 
 class SuppressionRemoveInput(OrgScoped):
@@ -289,30 +309,30 @@ class MailMessage(Schema):
     sent_at: datetime | None
 
 
-class Attachment(Schema):
-    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+class Attachment(Input):
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=SINGLE_LINE)]
     content: str = Field(description="base64")
-    content_type: Annotated[str, StringConstraints(max_length=255)] | None = None
-    content_id: Annotated[str, StringConstraints(max_length=255)] | None = None
+    content_type: Annotated[str, StringConstraints(max_length=255, pattern=SINGLE_LINE)] | None = None
+    content_id: Annotated[str, StringConstraints(max_length=255, pattern=SINGLE_LINE)] | None = None
 
 
 class MailSendInput(OrgScoped):
-    from_: Annotated[str, StringConstraints(min_length=3, max_length=400)] = Field(alias="from")
+    from_: Annotated[str, StringConstraints(min_length=3, max_length=400, pattern=SINGLE_LINE)] = Field(alias="from")
     to: EmailText | list[EmailText]
     cc: list[EmailText] = Field(default_factory=list)
     bcc: list[EmailText] = Field(default_factory=list)
     reply_to: EmailText | list[EmailText] | None = None
-    subject: Annotated[str, StringConstraints(max_length=998)]
-    text: str | None = None
-    html: str | None = None
-    headers: dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], str] = Field(
+    subject: Annotated[str, StringConstraints(max_length=998, pattern=SINGLE_LINE)]
+    text: Body | None = None
+    html: Body | None = None
+    headers: dict[HeaderName, HeaderValue] = Field(
         default_factory=dict
     )
     attachments: list[Attachment] = Field(default_factory=list)
-    tags: dict[Annotated[str, StringConstraints(min_length=1, max_length=100)], Annotated[str, StringConstraints(max_length=200)]] = Field(
+    tags: dict[Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SINGLE_LINE)], ShortText] = Field(
         default_factory=dict
     )
-    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=SINGLE_LINE)] | None = None
 
 
 class MessageOut(Schema):

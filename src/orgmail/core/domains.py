@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orgmail.addresses import normalize_domain
 from orgmail.core.pages import Page, newest_first
 from orgmail.db.tables import DkimKey, Domain, Mailbox, utcnow
-from orgmail.errors import DomainInUse, DomainNotFound, DomainNotVerified, DomainTaken, NotFound
+from orgmail.errors import DomainInUse, DomainNotFound, DomainNotVerified, DomainTaken, InvalidRequest, NotFound
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault, SigningKey, dns_record_value, generate_keys
 from orgmail.mail.dns import TxtResolver
@@ -60,6 +60,12 @@ async def add_domain(session: AsyncSession, *, org_id: str, name: str, vault: Ke
     """Add a domain (pending) with a verification token and fresh RSA-2048 + Ed25519 DKIM keys."""
     domain_name = normalize_domain(name)
     generated = await asyncio.to_thread(generate_keys)  # RSA key generation takes ~0.1 s of CPU
+    longest = max(len(f"{key.selector}._domainkey.{domain_name}") for key in generated)
+    if longest > 253:  # RFC 1035: the DKIM record names must fit in DNS too
+        raise InvalidRequest(
+            f"The domain name is too long for its DKIM records ({longest} > 253 characters).",
+            details={"fields": [{"path": "name", "message": "too long for DKIM record names"}]},
+        )
     try:
         async with session.begin():
             if await find_domain(session, org_id=org_id, name=domain_name) is not None:

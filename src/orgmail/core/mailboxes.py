@@ -35,7 +35,8 @@ async def create_mailbox(
 
     All or nothing: the Maildir is made inside the transaction and removed if the commit fails.
     """
-    parsed = parse_email(address, field="address")
+    # ASCII only: Dovecot lower-cases log-ins ('%Lu') byte-wise, which only agrees with us on ASCII.
+    parsed = parse_email(address, field="address", ascii_local_part=True)
     # Dovecot looks log-ins up lower-cased ('%Lu'), so mailbox addresses are stored lower-cased whole.
     local_part, domain_name = parsed.local_part.lower(), parsed.domain
     full_address = f"{local_part}@{domain_name}"
@@ -71,15 +72,23 @@ async def create_mailbox(
             await asyncio.to_thread(store.provision, mailbox_id)
             provisioned = True
     except IntegrityError:
-        # Two creates raced for one address: the unique index decided.
         if provisioned:
             await asyncio.to_thread(store.discard, mailbox_id)
+        # Two creates raced for one address and the unique index decided; any other violation
+        # (the domain deleted meanwhile, say) is not a taken address.
+        if await session.scalar(select(Mailbox.id).where(Mailbox.address == full_address)) is None:
+            raise
         raise MailboxTaken(details={"address": full_address}) from None
     except BaseException:
         if provisioned:
             await asyncio.to_thread(store.discard, mailbox_id)
         raise
     return mailbox, password
+
+
+async def address_taken(session: AsyncSession, *, address: str) -> bool:
+    """Mailbox addresses are unique across orgs (they are Dovecot log-ins)."""
+    return await session.scalar(select(Mailbox.id).where(Mailbox.address == address.lower())) is not None
 
 
 async def get_mailbox(session: AsyncSession, *, org_id: str, mailbox_id: str) -> Mailbox:

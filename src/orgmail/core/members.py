@@ -6,6 +6,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orgmail.addresses import parse_email
 from orgmail.core.pages import Page, newest_first
 from orgmail.db.tables import Mailbox, Member, utcnow
 from orgmail.errors import MemberNotFound, MemberTaken
@@ -15,6 +16,8 @@ from orgmail.ids import new_id
 async def add_member(
     session: AsyncSession, *, org_id: str, user_id: str, email: str | None = None, name: str | None = None
 ) -> Member:
+    if email is not None:
+        email = parse_email(email).email
     member = Member(id=new_id("mem"), org_id=org_id, user_id=user_id, email=email, name=name)
     try:
         async with session.begin():

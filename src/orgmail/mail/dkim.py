@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -49,9 +50,10 @@ class SigningKey:
     private_key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 
-def generate_keys(*, today: str | None = None) -> list[GeneratedKey]:
-    """An RSA-2048 and an Ed25519 key, with dated selectors so a rotation can add new ones beside them."""
-    stamp = today or time.strftime("%Y%m%d", time.gmtime())
+def generate_keys(*, today: str | None = None, tag: str | None = None) -> list[GeneratedKey]:
+    """An RSA-2048 and an Ed25519 key. Selectors are dated (a rotation adds new ones beside them) and
+    tagged at random, so two orgs adding one domain on one day never publish at the same name."""
+    stamp = (today or time.strftime("%Y%m%d", time.gmtime())) + (tag if tag is not None else secrets.token_hex(2))
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ed_key = ed25519.Ed25519PrivateKey.generate()
     pkcs8 = dict(encoding=serialization.Encoding.DER, format=serialization.PrivateFormat.PKCS8,

@@ -67,7 +67,10 @@ class DnsTxtResolver:
     async def lookup_txt(self, name: str) -> list[str]:
         if self._resolver is None:
             raise DnsUnavailable("No DNS nameservers are configured; set ORGMAIL_DNS_NAMESERVERS.")
-        qname = dns.name.from_text(name)  # absolute: never apply a search domain to a record name
+        try:
+            qname = dns.name.from_text(name)  # absolute: never apply a search domain to a record name
+        except dns.exception.DNSException:
+            return []  # a name DNS cannot hold has no records
         try:
             answer = await self._resolver.resolve(
                 qname, dns.rdatatype.TXT, raise_on_no_answer=False, search=False
