@@ -45,6 +45,6 @@ test: install system-deps
 	$(PY) -m pytest
 	$(MAKE) web-test
 
-# Removes the virtual environment only: ./data holds the database, the mail and the secret key.
+# Removes the virtual environment and the web build outputs; ./data (database, mail, secret key) stays.
 clean:
 	rm -rf $(VENV) web/node_modules web/packages/*/dist src/orgmail/console

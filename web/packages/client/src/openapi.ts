@@ -680,7 +680,7 @@ export interface components {
              * @default true
              * @constant
              */
-            ok?: true;
+            ok: true;
         };
         /** Org */
         Org: {

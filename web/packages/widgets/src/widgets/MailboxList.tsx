@@ -60,7 +60,7 @@ export function MailboxList({
   }
 
   async function remove(mailbox: Mailbox) {
-    const ok = await action.run(async (client) => (await client.mail.mailboxes.delete({ id: mailbox.id })).ok ?? true, {
+    const ok = await action.run(async (client) => (await client.mail.mailboxes.delete({ id: mailbox.id })).ok, {
       touches: ["mailboxes"],
       preview: () => true,
     });

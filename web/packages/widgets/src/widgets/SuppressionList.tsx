@@ -63,7 +63,7 @@ export function SuppressionList({ pageSize = 50, preview = false, title = "Suppr
 
   async function remove(suppression: Suppression) {
     setNotice(null);
-    const ok = await action.run(async (client) => (await client.mail.suppressions.remove({ email: suppression.email })).ok ?? true, {
+    const ok = await action.run(async (client) => (await client.mail.suppressions.remove({ email: suppression.email })).ok, {
       touches: ["suppressions"],
       preview: () => true,
     });
