@@ -6,6 +6,7 @@ for the run and dropped afterwards; the server is the machine's own on 127.0.0.1
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import uuid
@@ -112,8 +113,11 @@ class Tenant:
     http: httpx.AsyncClient
 
     async def call(self, path: str, body: dict | None = None, **kwargs) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.key}", **kwargs.pop("headers", {})}
-        return await self.http.post(path, json=body if body is not None else {}, headers=headers, **kwargs)
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json",
+                   **kwargs.pop("headers", {})}
+        # json.dumps escapes to ASCII, so even lone surrogates travel as valid JSON (\ud800).
+        content = json.dumps(body if body is not None else {})
+        return await self.http.post(path, content=content, headers=headers, **kwargs)
 
     async def ok(self, path: str, body: dict | None = None) -> dict:
         response = await self.call(path, body)

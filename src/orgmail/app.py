@@ -21,12 +21,13 @@ from orgmail.api import admin, domains, mailboxes, members, suppressions
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
 from orgmail.api.ratelimit import RateLimit
+from orgmail.core.mailboxes import tidy_periodically
 from orgmail.config import Settings, load_settings
 from orgmail.db.session import create_engine, create_session_factory, ping
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.dns import DnsTxtResolver
 from orgmail.mail.dovecot import DoveadmSessions
-from orgmail.mail.store import MaildirStore, purge_periodically
+from orgmail.mail.store import MaildirStore
 
 log = logging.getLogger("orgmail")
 
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
         purger = asyncio.create_task(
-            purge_periodically(app.state.store, interval_seconds=settings.purge_interval_seconds)
+            tidy_periodically(app.state.session_factory, store=app.state.store,
+                              interval_seconds=settings.purge_interval_seconds)
         )
         try:
             yield

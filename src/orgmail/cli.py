@@ -258,11 +258,16 @@ def dovecot_config(
 
 @app.command()
 def purge() -> None:
-    """Remove deleted mailboxes from the trash once ORGMAIL_MAILBOX_RETENTION days have passed."""
+    """Remove deleted mailboxes from the trash once ORGMAIL_MAILBOX_RETENTION days have passed
+    (and move any Maildir whose mailbox is gone to the trash first)."""
+    from orgmail.core.mailboxes import tidy_mail_store
     from orgmail.mail.store import MaildirStore
 
-    purged = MaildirStore.from_settings(load_settings()).purge()
-    _print({"purged": purged})
+    async def work(session, settings):
+        return await tidy_mail_store(session, store=MaildirStore.from_settings(settings))
+
+    result = _with_session(work)
+    _print({"purged": result.purged, "orphansMovedToTrash": result.orphans_retired})
 
 
 if __name__ == "__main__":  # pragma: no cover

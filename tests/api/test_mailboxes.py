@@ -131,3 +131,29 @@ async def test_concurrent_creates_of_one_address_make_exactly_one_mailbox(tenant
 async def test_non_ascii_local_parts_are_refused_for_mailboxes(tenant, verified_domain):
     response = await tenant.call("/v1/mail/mailboxes/create", {"address": f"jöran@{verified_domain}"})
     assert response.status_code == 400 and response.json()["error"]["details"]["fields"][0]["path"] == "address"
+
+
+async def test_a_delete_whose_move_fails_still_deletes_and_tidy_moves_the_leftover(app, tenant, verified_domain, session, monkeypatch):
+    from datetime import timedelta
+
+    from orgmail.core.mailboxes import tidy_mail_store
+
+    store = app.state.store
+    mailbox = (await tenant.ok("/v1/mail/mailboxes/create", {"address": f"stuck@{verified_domain}"}))["mailbox"]
+
+    def broken_retire(mailbox_id, *, address):
+        raise PermissionError("trash not writable")
+
+    monkeypatch.setattr(store, "retire", broken_retire)
+    assert await tenant.ok("/v1/mail/mailboxes/delete", {"id": mailbox["id"]}) == {"ok": True}
+    assert (await tenant.call("/v1/mail/mailboxes/get", {"id": mailbox["id"]})).status_code == 404
+    assert store.home(mailbox["id"]).is_dir()  # left behind by the failed move
+    monkeypatch.undo()
+
+    result = await tidy_mail_store(session, store=store, grace=timedelta(0))
+    assert mailbox["id"] in result.orphans_retired
+    assert not store.home(mailbox["id"]).exists()
+    assert mailbox["id"] in store.trashed() or mailbox["id"] in result.purged
+    live = (await tenant.ok("/v1/mail/mailboxes/create", {"address": f"alive@{verified_domain}"}))["mailbox"]
+    await tidy_mail_store(session, store=store, grace=timedelta(0))
+    assert store.home(live["id"]).is_dir()  # a mailbox with a row is never touched

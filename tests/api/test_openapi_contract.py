@@ -11,10 +11,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
 
 BIN = Path(sys.executable).parent
 
@@ -25,12 +28,25 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+async def live_database(request):
+    if request.param == "sqlite":
+        yield None  # the embedded default in the data folder
+        return
+    name = f"orgmail_contract_{uuid.uuid4().hex[:10]}"
+    await _postgres_admin(f'CREATE DATABASE "{name}"')
+    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
+def live_server(live_database, tmp_path_factory):
     port = _free_port()
     data = tmp_path_factory.mktemp("live")
     env = {**os.environ, "ORGMAIL_DATA_DIR": str(data), "ORGMAIL_ADMIN_TOKEN": "contract-admin",
            "ORGMAIL_RATE_LIMIT": "0"}
+    if live_database:
+        env["ORGMAIL_DATABASE_URL"] = live_database
     process = subprocess.Popen([str(BIN / "orgmail"), "serve", "--port", str(port)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"

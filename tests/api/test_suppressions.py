@@ -7,7 +7,7 @@ async def test_add_defaults_reason_to_manual(tenant):
     created = await tenant.ok("/v1/mail/suppressions/add", {"email": "Someone@Example.COM"})
     suppression = created["suppression"]
     assert suppression["reason"] == "manual"
-    assert suppression["email"] == "Someone@example.com"  # domain lower-cased, local part kept
+    assert suppression["email"] == "someone@example.com"  # stored lower-cased whole
     assert suppression["id"].startswith("sup_") and suppression["note"] is None
 
 
@@ -48,3 +48,13 @@ async def test_list_pages_with_the_cursor(tenant):
         if cursor is None:
             break
     assert seen == emails[::-1]
+
+
+async def test_matching_is_case_insensitive(app, tenant):
+    from orgmail.core.suppressions import suppressed_among
+
+    await tenant.ok("/v1/mail/suppressions/add", {"email": "Mixed.Case@Example.com", "reason": "unsubscribe"})
+    async with app.state.session_factory() as session:
+        found = await suppressed_among(session, org_id=tenant.org_id, emails=["mixed.case@example.com", "MIXED.CASE@EXAMPLE.COM", "other@example.com"])
+    assert found == {"mixed.case@example.com", "MIXED.CASE@EXAMPLE.COM"}
+    assert await tenant.ok("/v1/mail/suppressions/remove", {"email": "MIXED.case@example.com"}) == {"ok": True}

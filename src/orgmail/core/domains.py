@@ -46,11 +46,7 @@ async def require_verified_domain(session: AsyncSession, *, org_id: str, name: s
 async def mark_verified(session: AsyncSession, *, org_id: str, domain_id: str) -> Domain:
     """For development only (`orgmail domain mark-verified`): skips the DNS check."""
     async with session.begin():
-        domain = await session.scalar(
-            select(Domain).where(Domain.org_id == org_id, Domain.id == domain_id)
-        )
-        if domain is None:
-            raise NotFound("No such domain.")
+        domain = await _owned_domain(session, org_id=org_id, domain_id=domain_id)
         domain.status = "verified"
         domain.verified_at = domain.verified_at or utcnow()
     return domain

@@ -5,6 +5,9 @@ Maildir in the mail store. Create and delete keep the two in step.
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +22,8 @@ from orgmail.errors import MailboxTaken, NotFound
 from orgmail.ids import new_id
 from orgmail.mail.passwords import generate_password, hash_for_dovecot
 from orgmail.mail.store import MailStore
+
+log = logging.getLogger("orgmail.mailboxes")
 
 
 async def create_mailbox(
@@ -128,4 +133,43 @@ async def delete_mailbox(session: AsyncSession, *, org_id: str, mailbox_id: str,
         mailbox = await get_mailbox(session, org_id=org_id, mailbox_id=mailbox_id)
         address = mailbox.address
         await session.delete(mailbox)
-    await asyncio.to_thread(store.retire, mailbox_id, address=address)
+    try:
+        await asyncio.to_thread(store.retire, mailbox_id, address=address)
+    except OSError as error:
+        # The account is already gone, which is what the caller asked for; the home left behind is
+        # moved to the trash by the next `tidy_mail_store`.
+        log.warning("mailbox %s deleted, its Maildir stays until the next tidy: %s", mailbox_id, error)
+
+
+@dataclass(frozen=True)
+class TidyResult:
+    orphans_retired: list[str]
+    purged: list[str]
+
+
+async def tidy_mail_store(session: AsyncSession, *, store: MailStore, grace: timedelta = timedelta(minutes=5)) -> TidyResult:
+    """Housekeeping across all orgs (an operator step, hence no org id): move homes whose mailbox row is
+    gone (a delete that crashed between its commit and the move) to the trash, then purge the trash.
+    """
+    home_ids = await asyncio.to_thread(store.home_ids, older_than=grace)
+    alive: set[str] = set()
+    for start in range(0, len(home_ids), 500):
+        chunk = home_ids[start:start + 500]
+        alive |= set(await session.scalars(select(Mailbox.id).where(Mailbox.id.in_(chunk))))
+    await session.rollback()
+    orphans = [mailbox_id for mailbox_id in home_ids if mailbox_id not in alive]
+    for mailbox_id in orphans:
+        await asyncio.to_thread(store.retire, mailbox_id, address="")
+    purged = await asyncio.to_thread(store.purge)
+    return TidyResult(orphans_retired=orphans, purged=purged)
+
+
+async def tidy_periodically(session_factory, *, store: MailStore, interval_seconds: float) -> None:
+    """The server's housekeeping loop: one tidy now, then one every interval, until cancelled."""
+    while True:
+        try:
+            async with session_factory() as session:
+                await tidy_mail_store(session, store=store)
+        except Exception:  # a failed tidy (database down, say) must not stop the next one
+            log.exception("tidying the mail store failed")
+        await asyncio.sleep(interval_seconds)

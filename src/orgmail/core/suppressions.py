@@ -1,4 +1,8 @@
-"""The suppression list: addresses an org will not send to (by hand, or after a hard bounce)."""
+"""The suppression list: addresses an org will not send to (by hand, or after a hard bounce).
+
+Addresses are stored and matched lower-cased whole: receivers treat local parts case-insensitively
+in practice, so `Foo@x` unsubscribing must also stop mail to `foo@x` (SES and Postmark agree).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ async def add_suppression(
     session: AsyncSession, *, org_id: str, email: str, reason: str = "manual", note: str | None = None
 ) -> Suppression:
     """Idempotent: suppressing an address twice keeps the first entry (its reason and note)."""
-    address = parse_email(email).email
+    address = parse_email(email).email.lower()
     async with session.begin():
         await insert_suppressions(session, org_id=org_id, emails=[address], reason=reason, note=note)
         return await session.scalar(
@@ -34,7 +38,7 @@ async def insert_suppressions(
     """Insert-or-ignore, safe under concurrent sends that bounce on the same address."""
     rows = [
         dict(id=new_id("sup"), org_id=org_id, email=email, reason=reason, note=note)
-        for email in dict.fromkeys(emails)
+        for email in dict.fromkeys(email.lower() for email in emails)
     ]
     if not rows:
         return
@@ -52,7 +56,7 @@ async def list_suppressions(
 
 
 async def remove_suppression(session: AsyncSession, *, org_id: str, email: str) -> None:
-    address = parse_email(email).email
+    address = parse_email(email).email.lower()
     async with session.begin():
         result = await session.execute(
             delete(Suppression).where(Suppression.org_id == org_id, Suppression.email == address)
@@ -62,10 +66,15 @@ async def remove_suppression(session: AsyncSession, *, org_id: str, email: str) 
 
 
 async def suppressed_among(session: AsyncSession, *, org_id: str, emails: Iterable[str]) -> set[str]:
-    wanted = list(dict.fromkeys(emails))
-    if not wanted:
+    """The given addresses (as given) that are suppressed, matching case-insensitively."""
+    given = list(dict.fromkeys(emails))
+    if not given:
         return set()
-    found = await session.scalars(
-        select(Suppression.email).where(Suppression.org_id == org_id, Suppression.email.in_(wanted))
+    found = set(
+        await session.scalars(
+            select(Suppression.email).where(
+                Suppression.org_id == org_id, Suppression.email.in_({e.lower() for e in given})
+            )
+        )
     )
-    return set(found)
+    return {email for email in given if email.lower() in found}

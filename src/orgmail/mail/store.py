@@ -8,7 +8,6 @@ trash entry says, nothing outside them is ever moved or removed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ log = logging.getLogger("orgmail.store")
 # A trash entry is '<UTC time of deletion>.<mailbox id>': its age is in its name, not in an mtime that
 # a rename does not change and a backup restore rewrites.
 _TRASH_STAMP = "%Y%m%dT%H%M%SZ"
+_HOME_NAME = re.compile(r"^mbx_[0-9A-Z]{26}$")
 _TRASH_ENTRY = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)\.(?P<mailbox_id>[A-Za-z0-9_-]+)$")
 
 
@@ -36,6 +36,8 @@ class MailStore(Protocol):
     def retire(self, mailbox_id: str, *, address: str) -> None: ...
 
     def purge(self, *, now: datetime | None = None) -> list[str]: ...
+
+    def home_ids(self, *, older_than: timedelta) -> list[str]: ...
 
 
 class MailSessions(Protocol):
@@ -104,7 +106,7 @@ class MaildirStore:
         the move. With a retention of 0 the trashed home is purged at once.
         """
         home = self.home(mailbox_id)
-        if self.sessions is not None:
+        if self.sessions is not None and address:
             self.sessions.disconnect(address)
         if not home.exists():
             return
@@ -115,6 +117,17 @@ class MaildirStore:
         log.info("mailbox %s moved to the trash", mailbox_id)
         if self.retention <= timedelta(0):
             self.purge()
+
+    def home_ids(self, *, older_than: timedelta) -> list[str]:
+        """Ids of the live homes last changed before `older_than` ago (young ones may be mid-create)."""
+        if not self.root.is_dir():
+            return []
+        cutoff = datetime.now(timezone.utc).timestamp() - older_than.total_seconds()
+        return [
+            entry.name for entry in self.root.iterdir()
+            if _HOME_NAME.match(entry.name) and entry.is_dir() and not entry.is_symlink()
+            and entry.stat().st_mtime < cutoff
+        ]
 
     def trashed(self) -> dict[str, Path]:
         """Mailbox id -> its trash entry."""
@@ -151,13 +164,3 @@ class MaildirStore:
             log.info("mailbox %s purged from the trash", mailbox_id)
             purged.append(mailbox_id)
         return purged
-
-
-async def purge_periodically(store: MailStore, *, interval_seconds: float) -> None:
-    """The server's purge loop: one purge now, then one every interval, until cancelled."""
-    while True:
-        try:
-            await asyncio.to_thread(store.purge)
-        except Exception:  # a failed purge must not stop the next one
-            log.exception("purging the mail trash failed")
-        await asyncio.sleep(interval_seconds)
