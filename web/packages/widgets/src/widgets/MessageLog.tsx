@@ -53,7 +53,15 @@ export function MessageLog({ onSelect, selectedId, status: initialStatus = null,
           m.subject || "(no subject)"
         ),
     },
-    { header: "To", cell: (m) => <span className="om-recipients">{m.to.join(", ")}</span> },
+    {
+      header: "To",
+      cell: (m) => (
+        <span className="om-recipients" title={m.to.join(", ")}>
+          {m.to[0] ?? "—"}
+          {m.to.length > 1 && <span className="om-muted"> +{m.to.length - 1}</span>}
+        </span>
+      ),
+    },
     { header: "From", cell: (m) => <span className="om-recipients">{m.from}</span> },
     { header: "Status", cell: (m) => <StatusBadge value={m.status} /> },
   ];
