@@ -162,3 +162,57 @@ async def add_domain_row(app, org_id: str, *, verified: bool) -> str:
 @pytest.fixture
 async def verified_domain(app, tenant) -> str:
     return await add_domain_row(app, tenant.org_id, verified=True)
+
+
+# --- sending: a second app whose relay is a real SMTP server (tests/smtp_relay.py) -----------------
+from dataclasses import replace as _replace  # noqa: E402
+
+from tests.smtp_relay import SmtpTestRelay, smtp_relay, smtp_relay_server  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+async def relay_app(settings, smtp_relay_server: SmtpTestRelay):
+    """Same database as `app`, but relaying to the loopback SMTP server (short timeout for the tests)."""
+    application = create_app(_replace(settings, relay_url=smtp_relay_server.url, relay_timeout_seconds=5.0))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def relay_http(relay_app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=relay_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://orgmail.test") as client:
+        yield client
+
+
+@dataclass
+class Sender(Tenant):
+    """A tenant with a verified domain that has real DKIM keys, and the DNS records that publish them."""
+
+    domain: str = ""
+    dkim_records: dict[str, str] | None = None
+
+
+async def make_sender(app, http: httpx.AsyncClient, name: str = "Sender Inc") -> Sender:
+    from orgmail.core import domains
+
+    tenant = await make_tenant(app, http, name)
+    domain_name = f"s{uuid.uuid4().hex[:10]}.example.com"
+    async with app.state.session_factory() as db_session:
+        domain = await domains.add_domain(db_session, org_id=tenant.org_id, name=domain_name, vault=app.state.vault)
+        await domains.mark_verified(db_session, org_id=tenant.org_id, domain_id=domain.id)
+        keys = await domains.dkim_keys(db_session, domain_id=domain.id)
+        records = domains.dns_records(domain, keys)
+    dkim_records = {r["name"]: r["value"] for r in records if r["purpose"] == "dkim"}
+    return Sender(org_id=tenant.org_id, key=tenant.key, http=http, domain=domain_name, dkim_records=dkim_records)
+
+
+@pytest.fixture
+async def sender(relay_app, relay_http) -> Sender:
+    return await make_sender(relay_app, relay_http)
+
+
+@pytest.fixture
+async def outbox_sender(app, http) -> Sender:
+    """A sender on the session's default app, whose relay is the local outbox."""
+    return await make_sender(app, http, "Outbox Inc")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from orgmail.api.deps import Admin, DbSession
 from orgmail.api.responses import errors
@@ -44,6 +44,7 @@ async def create_key(body: ApiKeyCreateInput, _admin: Admin, session: DbSession)
 
 
 @router.post("/keys/revoke", responses=errors(404))
-async def revoke_key(body: ApiKeyRevokeInput, _admin: Admin, session: DbSession) -> Ok:
+async def revoke_key(body: ApiKeyRevokeInput, _admin: Admin, session: DbSession, request: Request) -> Ok:
     await orgs.revoke_api_key(session, key_id=body.id)
+    request.app.state.api_key_cache.forget_all()  # this process stops accepting it now; others within the TTL
     return Ok()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -15,6 +17,7 @@ from orgmail.core.orgs import org_for_key, require_org
 from orgmail.errors import ForbiddenOrg, InvalidRequest, Unauthorized
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.dns import TxtResolver
+from orgmail.mail.relay import Relay
 from orgmail.mail.store import MailStore
 
 
@@ -23,23 +26,28 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> MailStore:
+async def get_store(request: Request) -> MailStore:
     return request.app.state.store
 
 
-def get_vault(request: Request) -> KeyVault:
+async def get_vault(request: Request) -> KeyVault:
     return request.app.state.vault
 
 
-def get_dns_resolver(request: Request) -> TxtResolver:
+async def get_relay(request: Request) -> Relay:
+    return request.app.state.relay
+
+
+async def get_dns_resolver(request: Request) -> TxtResolver:
     return request.app.state.dns_resolver
 
 
 DbSession = Annotated[AsyncSession, Depends(get_session)]
+MailRelay = Annotated[Relay, Depends(get_relay)]
 Vault = Annotated[KeyVault, Depends(get_vault)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[MailStore, Depends(get_store)]
@@ -62,12 +70,48 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+class ApiKeyCache:
+    """API keys checked recently, so a busy client costs no database round trip per call.
+
+    Keyed by a hash of the whole key (secret included), never the key itself. An entry lives
+    `ttl_seconds`; revoking a key drops it here at once, and from other processes' caches within
+    the TTL. Failures are never cached: a wrong key always goes to the database.
+    """
+
+    def __init__(self, *, ttl_seconds: float = 5.0, max_entries: int = 10_000):
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[str, float]] = {}  # digest -> (org id, expires at)
+
+    @staticmethod
+    def _digest(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def org_for(self, token: str) -> str | None:
+        entry = self._entries.get(self._digest(token))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def remember(self, token: str, org_id: str) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[self._digest(token)] = (org_id, time.monotonic() + self.ttl_seconds)
+
+    def forget_all(self) -> None:
+        self._entries.clear()
+
+
 async def authenticate(request: Request, session: DbSession, settings: AppSettings) -> Principal:
     token = _bearer(request)
     if settings.admin_token and hmac.compare_digest(token.encode(), settings.admin_token.encode()):
         return Principal(org_id=None, is_admin=True)
-    org_id = await org_for_key(session, token)
-    await session.rollback()  # end the read transaction; core opens its own
+    cache: ApiKeyCache = request.app.state.api_key_cache
+    org_id = cache.org_for(token)
+    if org_id is None:
+        org_id = await org_for_key(session, token)
+        await session.rollback()  # end the read transaction; core opens its own
+        cache.remember(token, org_id)
     return Principal(org_id=org_id)
 
 

@@ -1,0 +1,210 @@
+"""Build the outgoing message with the standard library's `email` package.
+
+The shape follows what mail clients expect: text/plain, text/html, or multipart/alternative with
+both; inline parts (a `contentId`) go into a multipart/related beside the HTML; other attachments
+make the whole a multipart/mixed. Bcc is never a header: it lives only in the envelope.
+
+Every body part is 7-bit (quoted-printable or base64 where needed): a relay that downgrades 8BITMIME
+would re-encode the body and break the DKIM signature, so we never give it a reason to.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import encoders, policy
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr
+from urllib.parse import quote
+
+from orgmail.addresses import Address
+
+# SMTP line endings, and 7-bit bodies whatever the relay advertises (see the module docstring).
+SMTP_COMPAT = policy.compat32.clone(linesep="\r\n", cte_type="7bit")
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP  # readable in a raw view, unlike base64
+
+# Headers the pipeline owns: the caller's `headers` may not set them. Addresses, subject and body
+# structure come from their own fields; Message-ID, Date and DKIM-Signature are ours to make;
+# Received, Return-Path and the Resent-* family belong to relays.
+RESERVED_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-ID",
+        "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
+        "Content-ID", "DKIM-Signature", "Received", "Return-Path", "Resent-From", "Resent-Sender",
+        "Resent-To", "Resent-Cc", "Resent-Bcc", "Resent-Date", "Resent-Message-ID",
+    )
+)
+
+# RFC 5322 §3.6.8: a field name is printable US-ASCII except the colon.
+_FIELD_NAME = re.compile(r"^[!-9;-~]+$")
+
+
+@dataclass(frozen=True)
+class Part:
+    """An attachment, already decoded; `content_id` makes it inline (referenced as `cid:` in HTML)."""
+
+    filename: str
+    content: bytes
+    content_type: str = "application/octet-stream"
+    content_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """Everything that goes into the message, validated: the pipeline builds this, `build` renders it."""
+
+    sender: Address
+    to: Sequence[Address]
+    subject: str
+    message_id: str  # with the angle brackets, on the sender's domain
+    date: datetime
+    cc: Sequence[Address] = ()
+    reply_to: Sequence[Address] = ()
+    text: str | None = None
+    html: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    attachments: Sequence[Part] = ()
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a caller's custom header cannot be sent, or None if it can."""
+    if not _FIELD_NAME.match(name):
+        return "not a valid header name"
+    if name.lower() in RESERVED_HEADERS:
+        return "this header is set by orgmail and cannot be overridden"
+    if any(ch in value for ch in "\r\n\0"):
+        return "line breaks are not allowed in header values"
+    return None
+
+
+def guess_content_type(filename: str) -> str:
+    guessed, _encoding = mimetypes.guess_type(filename, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def build(draft: Draft, *, boundary_token: str | None = None) -> bytes:
+    """Render the draft as CRLF bytes, ready to be signed.
+
+    Built with the `email.mime` classes and the compat32 policy: the modern EmailMessage API parses
+    every header it is given into a structured object and refolds it on output, which costs ~1 ms per
+    message, most of a send's CPU after the signature. Here each value is encoded once, where it is
+    set: addresses with `formataddr`, anything non-ASCII as an RFC 2047 encoded word.
+
+    `boundary_token` fixes the multipart boundaries (golden-file tests); otherwise the standard
+    library picks random ones and checks that they do not occur in the content.
+    """
+    message = _body(draft)
+    content_headers = [(name, message[name]) for name in ("MIME-Version", "Content-Type", "Content-Transfer-Encoding")
+                       if name in message]
+    for name, _value in content_headers:
+        del message[name]
+    message["From"] = _addresses([draft.sender])
+    message["To"] = _addresses(draft.to)
+    if draft.cc:
+        message["Cc"] = _addresses(draft.cc)
+    if draft.reply_to:
+        message["Reply-To"] = _addresses(draft.reply_to)
+    message["Subject"] = _unstructured(draft.subject)
+    message["Date"] = format_datetime(draft.date)
+    message["Message-ID"] = draft.message_id
+    for name, value in draft.headers.items():
+        message[name] = _unstructured(value)
+    for name, value in content_headers:  # the conventional order: MIME headers after the envelope ones
+        message[name] = value
+
+    for part in message.walk():
+        if part is not message:
+            del part["MIME-Version"]  # the email.mime classes give every part one; only the top needs it
+    if boundary_token is not None:
+        for index, part in enumerate(p for p in message.walk() if p.is_multipart()):
+            # "=_" cannot occur in quoted-printable or base64 output, so it cannot collide with a body.
+            part.set_boundary(f"=_{boundary_token}_{index}")
+    rendered = message.as_bytes(policy=SMTP_COMPAT)
+    # DATA ends with CRLF "." CRLF: a message that does not end in CRLF would get one on the wire,
+    # and the bytes relayed would no longer be the bytes stored.
+    return rendered if rendered.endswith(b"\r\n") else rendered + b"\r\n"
+
+
+def _body(draft: Draft) -> Message:
+    inline = [part for part in draft.attachments if part.content_id]
+    attached = [part for part in draft.attachments if not part.content_id]
+    html: Message | None = _text_part(draft.html, "html") if draft.html is not None else None
+    if html is not None and inline:
+        related = MIMEMultipart("related")
+        related.attach(html)
+        for part in inline:
+            related.attach(_attachment(part, disposition="inline"))
+        html = related
+    elif inline:
+        attached = list(draft.attachments)  # no HTML to reference them: plain attachments, cid kept
+
+    if draft.text is not None and html is not None:
+        body: Message = MIMEMultipart("alternative")
+        body.attach(_text_part(draft.text, "plain"))
+        body.attach(html)
+    else:
+        body = html if html is not None else _text_part(draft.text or "", "plain")
+
+    if not attached:
+        return body
+    mixed = MIMEMultipart("mixed")
+    mixed.attach(body)
+    for part in attached:
+        mixed.attach(_attachment(part, disposition="attachment"))
+    return mixed
+
+
+def _text_part(text: str, subtype: str) -> Message:
+    """7bit when the text is ASCII in lines SMTP allows (RFC 5321 §4.5.3.1.6), else UTF-8 in QP."""
+    if text.isascii() and all(len(line) <= 998 for line in text.splitlines()):
+        return MIMEText(text, subtype, "us-ascii")
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(text, _UTF8_QP)
+    return part
+
+
+def _attachment(part: Part, *, disposition: str) -> Message:
+    maintype, subtype = part.content_type.split("/", 1)
+    attachment = MIMEBase(maintype, subtype)
+    attachment.set_payload(part.content)
+    encoders.encode_base64(attachment)
+    attachment.add_header("Content-Disposition", disposition, filename=_filename_param(part.filename))
+    if part.content_id:
+        attachment["Content-ID"] = f"<{part.content_id}>"
+    return attachment
+
+
+def _filename_param(filename: str) -> str | tuple[str, str, str]:
+    """ASCII as is; otherwise RFC 2231 (`filename*=utf-8''…`), shortened to keep the header line far
+    below SMTP's 998 octets (compat32 cannot split a parameter into RFC 2231 continuations)."""
+    if filename.isascii():
+        return filename[:400]
+    stem, dot, extension = filename.rpartition(".")
+    if not dot or len(extension) > 10:
+        stem, extension = filename, ""
+    while len(quote((stem + dot + extension).encode())) > 600:
+        stem = stem[:-1]
+    return ("utf-8", "", stem + dot + extension)
+
+
+def _addresses(addresses: Sequence[Address]) -> str:
+    return ", ".join(formataddr((a.display_name or "", a.email), charset="utf-8") for a in addresses)
+
+
+def _unstructured(value: str) -> str | Header:
+    """ASCII goes as is (folded at its spaces on output); anything else, or a word too long to fit
+    in an SMTP line however it is folded, as RFC 2047 encoded words (which split anywhere)."""
+    if value.isascii() and max(map(len, value.split()), default=0) <= 900:
+        return value
+    return Header(value, "utf-8")

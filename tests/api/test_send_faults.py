@@ -1,0 +1,196 @@
+"""The send pipeline's fault rules (DESIGN.md §5): nothing is lost, nothing is delivered twice."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from orgmail.app import create_app
+from orgmail.core import sending
+from orgmail.db.tables import Message, Suppression, utcnow
+from orgmail.ids import new_id
+from orgmail.mail import dkim
+
+
+def _body(sender, **overrides) -> dict:
+    return {"from": f"ann@{sender.domain}", "to": "bob@example.net", "subject": "Hi", "text": "Hello.", **overrides}
+
+
+async def _row(app, message_id: str) -> Message:
+    async with app.state.session_factory() as session:
+        return await session.scalar(select(Message).where(Message.id == message_id))
+
+
+async def _suppressed(app, org_id: str) -> dict[str, str]:
+    async with app.state.session_factory() as session:
+        rows = await session.scalars(select(Suppression).where(Suppression.org_id == org_id))
+        return {row.email: row.reason for row in rows}
+
+
+async def _fail_then_retry(sender, smtp_relay, relay_app, *, key: str, body: dict | None = None):
+    """Send (expecting 503), let the relay recover, retry with the same key (expecting 200)."""
+    body = body or _body(sender)
+    failed = await sender.call("/v1/mail/messages/send", body, headers={"Idempotency-Key": key})
+    assert failed.status_code == 503, failed.text
+    assert failed.headers["Retry-After"]
+    error = failed.json()["error"]
+    assert error["code"] == "relay_unavailable"
+    row = await _row(relay_app, error["details"]["messageId"])
+    assert row.status == "failed" and row.error_code == "relay_unavailable" and row.error_message
+    assert row.raw is not None
+    assert smtp_relay.received == []
+
+    await smtp_relay.start() if smtp_relay._server is None else None
+    smtp_relay.reset()
+    retried = await sender.call("/v1/mail/messages/send", body, headers={"Idempotency-Key": key})
+    assert retried.status_code == 200, retried.text
+    message = retried.json()["message"]
+    assert message["id"] == row.id and message["messageId"] == row.message_id
+    assert message["status"] == "sent" and message["error"] is None
+    [received] = smtp_relay.received
+    assert received.content == row.raw  # the very bytes signed the first time
+    assert dkim.verify(received.content, txt_records=sender.dkim_records) == [True, True]
+    once_more = await sender.call("/v1/mail/messages/send", body, headers={"Idempotency-Key": key})
+    assert once_more.status_code == 200 and once_more.json()["message"]["id"] == row.id
+    assert len(smtp_relay.received) == 1
+    return message
+
+
+async def test_relay_down_is_503_and_a_retry_relays_the_same_message_once(sender, smtp_relay, relay_app):
+    await sender.ok("/v1/mail/messages/send", _body(sender))  # a pooled connection exists now
+    await smtp_relay.stop()
+    smtp_relay.reset()
+    await _fail_then_retry(sender, smtp_relay, relay_app, key="down-1")
+
+
+async def test_a_deferred_recipient_defers_the_whole_message(sender, smtp_relay, relay_app):
+    smtp_relay.behaviour.refuse["carol@example.net"] = "451 4.7.1 greylisted, try again later"
+    body = _body(sender, to=["bob@example.net", "carol@example.net"])
+    message = await _fail_then_retry(sender, smtp_relay, relay_app, key="greylist-1", body=body)
+    assert smtp_relay.received[0].rcpt_tos == ["bob@example.net", "carol@example.net"]
+    assert message["rejectedRecipients"] == []
+
+
+async def test_data_answered_with_4xx_is_503(sender, smtp_relay, relay_app):
+    smtp_relay.behaviour.data_reply = "451 4.3.0 queue full"
+    await _fail_then_retry(sender, smtp_relay, relay_app, key="data-451")
+
+
+async def test_connection_dropped_mid_session_is_503(sender, smtp_relay, relay_app):
+    for stage in ("mail", "rcpt", "data"):
+        smtp_relay.reset()
+        smtp_relay.behaviour.drop_at = stage
+        await _fail_then_retry(sender, smtp_relay, relay_app, key=f"drop-{stage}")
+    # The pool replaced the dropped connections by itself.
+    assert (await sender.ok("/v1/mail/messages/send", _body(sender)))["message"]["status"] == "sent"
+
+
+async def test_some_recipients_refused_is_sent_with_rejections_and_bounce_suppressions(sender, smtp_relay, relay_app):
+    smtp_relay.behaviour.refuse.update({
+        "nobody@example.net": "550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown",
+        "policy@example.net": "554 5.7.1 <policy@example.net>: Relay access denied",
+    })
+    body = _body(sender, to=["bob@example.net", "nobody@example.net"], cc=["policy@example.net"])
+    message = (await sender.ok("/v1/mail/messages/send", body))["message"]
+    assert message["status"] == "sent"
+    assert message["rejectedRecipients"] == [
+        {"email": "nobody@example.net", "code": 550, "message": "5.1.1 <nobody@example.net>: Recipient address rejected: User unknown"},
+        {"email": "policy@example.net", "code": 554, "message": "5.7.1 <policy@example.net>: Relay access denied"},
+    ]
+    [received] = smtp_relay.received
+    assert received.rcpt_tos == ["bob@example.net"]
+    # A policy refusal (5.7.x) is about our relay, not the address: no suppression for it.
+    assert await _suppressed(relay_app, sender.org_id) == {"nobody@example.net": "bounce"}
+    again = await sender.call("/v1/mail/messages/send", body)
+    assert again.json()["message"]["suppressedRecipients"] == ["nobody@example.net"]
+
+
+async def test_every_recipient_refused_is_502_bounced_and_suppressed(sender, smtp_relay, relay_app):
+    smtp_relay.behaviour.refuse.update({
+        "bob@example.net": "550 5.1.1 User unknown",
+        "carol@example.net": "550 5.1.1 User unknown",
+    })
+    body = _body(sender, to=["bob@example.net", "carol@example.net"])
+    response = await sender.call("/v1/mail/messages/send", body, headers={"Idempotency-Key": "bounce-all"})
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "relay_rejected"
+    row = await _row(relay_app, error["details"]["messageId"])
+    assert row.status == "bounced" and row.sent_at is None and row.error_code == "relay_rejected"
+    assert [r["email"] for r in row.rejected_recipients] == ["bob@example.net", "carol@example.net"]
+    assert await _suppressed(relay_app, sender.org_id) == {"bob@example.net": "bounce", "carol@example.net": "bounce"}
+    assert smtp_relay.received == []
+    repeat = await sender.call("/v1/mail/messages/send", body, headers={"Idempotency-Key": "bounce-all"})
+    assert repeat.status_code == 502 and repeat.json()["error"]["details"]["messageId"] == row.id
+
+
+async def test_message_refused_at_data_is_502_without_suppressions(sender, smtp_relay, relay_app):
+    smtp_relay.behaviour.data_reply = "554 5.6.0 content refused"
+    response = await sender.call("/v1/mail/messages/send", _body(sender))
+    assert response.status_code == 502
+    row = await _row(relay_app, response.json()["error"]["details"]["messageId"])
+    assert row.status == "bounced" and row.relay_response == "554 5.6.0 content refused"
+    assert await _suppressed(relay_app, sender.org_id) == {}
+
+
+async def test_concurrent_duplicates_are_delivered_once(sender, smtp_relay):
+    smtp_relay.behaviour.delay_data = 0.3  # the first request is still relaying while the others arrive
+    body = _body(sender, idempotencyKey="burst-1")
+    answers = await asyncio.gather(*(sender.call("/v1/mail/messages/send", body) for _ in range(8)))
+    assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+    assert len({a.json()["message"]["id"] for a in answers}) == 1
+    assert all(a.json()["message"]["status"] == "sent" for a in answers)
+    assert len(smtp_relay.received) == 1
+
+
+async def test_concurrent_retries_of_a_failed_message_relay_it_once(sender, smtp_relay, relay_app):
+    smtp_relay.behaviour.data_reply = "451 4.3.0 try later"
+    body = _body(sender, idempotencyKey="retry-burst")
+    first = await sender.call("/v1/mail/messages/send", body)
+    assert first.status_code == 503
+    smtp_relay.reset()
+    smtp_relay.behaviour.delay_data = 0.3
+    answers = await asyncio.gather(*(sender.call("/v1/mail/messages/send", body) for _ in range(6)))
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+    assert {a.json()["message"]["id"] for a in answers} == {first.json()["error"]["details"]["messageId"]}
+    assert len(smtp_relay.received) == 1
+
+
+async def test_an_outcome_write_that_fails_is_retried_until_it_lands(sender, smtp_relay, relay_app, monkeypatch):
+    real_record = sending.record_result
+    attempts = []
+
+    async def flaky_record(session, **kwargs):
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise OperationalError("UPDATE messages", {}, ConnectionRefusedError("database down"))
+        return await real_record(session, **kwargs)
+
+    monkeypatch.setattr(sending, "record_result", flaky_record)
+    message = (await sender.ok("/v1/mail/messages/send", _body(sender)))["message"]
+    assert len(attempts) == 3
+    assert (await _row(relay_app, message["id"])).status == "sent"
+    assert len(smtp_relay.received) == 1
+
+
+async def test_on_start_stale_queued_rows_become_outcome_unknown(sender, settings, relay_app):
+    now = utcnow()
+    stale, fresh = new_id("msg"), new_id("msg")
+    async with relay_app.state.session_factory() as session:
+        async with session.begin():
+            for row_id, age in ((stale, timedelta(minutes=5)), (fresh, timedelta(seconds=0))):
+                session.add(Message(
+                    id=row_id, org_id=sender.org_id, from_address=f"ann@{sender.domain}", to=["bob@example.net"],
+                    cc=[], bcc=[], reply_to=[], subject="cut off", status="queued", message_id=f"<{row_id}@{sender.domain}>",
+                    domain=sender.domain, suppressed_recipients=[], rejected_recipients=[], tags={}, size_bytes=1,
+                    raw=b"x", created_at=now - age, updated_at=now - age,
+                ))
+    restarted = create_app(settings)
+    async with restarted.router.lifespan_context(restarted):
+        pass
+    stale_row, fresh_row = await _row(relay_app, stale), await _row(relay_app, fresh)
+    assert stale_row.status == "failed" and stale_row.error_code == "outcome_unknown"
+    assert fresh_row.status == "queued"  # another process may be relaying it right now

@@ -1,0 +1,198 @@
+"""A real SMTP relay for the tests: aiosmtpd on loopback, in the tests' own event loop.
+
+It records every message it accepts (envelope and bytes) and can be told to misbehave the way real
+relays do: refuse recipients (5xx) or defer them (4xx), answer DATA with an error, drop the
+connection mid-session, or be down altogether. STARTTLS and AUTH use a certificate made here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+
+@dataclass
+class Behaviour:
+    """What the relay does; tests change it and `reset()` puts it back."""
+
+    refuse: dict[str, str] = field(default_factory=dict)  # RCPT address -> "550 5.1.1 …" or "451 …"
+    data_reply: str | None = None  # e.g. "451 4.3.0 try later", "554 5.6.0 content refused"
+    drop_at: str | None = None  # "mail", "rcpt" or "data" (after the message was sent, before the reply)
+    delay_data: float = 0.0
+
+
+class RecordingHandler:
+    def __init__(self, relay: "SmtpTestRelay"):
+        self.relay = relay
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.relay.behaviour.drop_at == "mail":
+            server.transport.abort()
+            return "421 gone"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        behaviour = self.relay.behaviour
+        if behaviour.drop_at == "rcpt":
+            server.transport.abort()
+            return "421 gone"
+        if address in behaviour.refuse:
+            return behaviour.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope: Envelope):
+        behaviour = self.relay.behaviour
+        if behaviour.delay_data:
+            await asyncio.sleep(behaviour.delay_data)
+        if behaviour.drop_at == "data":
+            server.transport.abort()  # the message came in but was never acknowledged: not taken
+            return "421 gone"
+        if behaviour.data_reply:
+            return behaviour.data_reply
+        self.relay.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return f"250 2.0.0 Ok: queued as Q{len(self.relay.received)}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost: (certificate, key) PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orgmail test relay")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "relay-cert.pem", directory / "relay-key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+class SmtpTestRelay:
+    def __init__(
+        self,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        credentials: tuple[str, str] | None = None,
+        implicit_tls: bool = False,
+    ):
+        self.port = _free_port()
+        self.received: list[Received] = []
+        self.behaviour = Behaviour()
+        self.sessions = 0  # connections opened: pooling means few
+        self.logins: list[str] = []
+        self._tls_context = None
+        if tls is not None:
+            self._tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._tls_context.load_cert_chain(*tls)
+        self._implicit_tls = implicit_tls
+        self._credentials = credentials
+        self._server: asyncio.AbstractServer | None = None
+        self._protocols: list[SMTP] = []
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and self._credentials is not None
+            and (auth_data.login.decode(), auth_data.password.decode()) == self._credentials
+        )
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok, handled=False)
+
+    def _protocol(self) -> SMTP:
+        self.sessions += 1
+        kwargs = {}
+        if self._tls_context is not None and not self._implicit_tls:
+            kwargs.update(tls_context=self._tls_context, require_starttls=True)
+        if self._credentials is not None:
+            kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=self._tls_context is not None)
+        protocol = SMTP(RecordingHandler(self), hostname="relay.test", **kwargs)
+        self._protocols.append(protocol)
+        return protocol
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        ssl_context = self._tls_context if self._implicit_tls else None
+        self._server = await asyncio.get_running_loop().create_server(
+            self._protocol, "127.0.0.1", self.port, ssl=ssl_context, reuse_address=True
+        )
+
+    async def stop(self) -> None:
+        """Down: no listener, and every open connection is cut."""
+        if self._server is not None:
+            self._server.close()
+            for protocol in self._protocols:
+                if protocol.transport is not None:
+                    protocol.transport.abort()
+            self._protocols.clear()
+            await self._server.wait_closed()
+            self._server = None
+
+    def reset(self) -> None:
+        self.received.clear()
+        self.behaviour = Behaviour()
+
+
+@pytest.fixture(scope="session")
+async def smtp_relay_server():
+    relay = SmtpTestRelay()
+    await relay.start()
+    yield relay
+    await relay.stop()
+
+
+@pytest.fixture
+async def smtp_relay(smtp_relay_server):
+    """The session's relay, up, with a clean record and default behaviour."""
+    if smtp_relay_server._server is None:
+        await smtp_relay_server.start()
+    smtp_relay_server.reset()
+    yield smtp_relay_server
+    if smtp_relay_server._server is None:
+        await smtp_relay_server.start()
+    smtp_relay_server.reset()
