@@ -6,7 +6,6 @@
  */
 
 import type { paths } from "./openapi";
-import type * as Pending from "./pending";
 
 type PostOf<Item> = Item extends { post: infer Operation } ? Operation : never;
 type JsonBody<Operation> = Operation extends { requestBody?: { content: { "application/json": infer Body } } }
@@ -21,12 +20,8 @@ type Generated<P extends keyof paths> = {
   output: JsonOk<PostOf<paths[P]>>;
 };
 
-/** The generated types when the route is in the document, else the DESIGN.md types in `pending.ts`. */
-type Endpoint<P extends string> = P extends keyof paths
-  ? Generated<P>
-  : P extends keyof Pending.Endpoints
-    ? Pending.Endpoints[P]
-    : never;
+/** An operation the document does not have is `never`: calling it does not type-check. */
+type Endpoint<P extends string> = P extends keyof paths ? Generated<P> : never;
 
 export type Input<P extends string> = Endpoint<P>["input"];
 export type Output<P extends string> = Endpoint<P>["output"];

@@ -316,6 +316,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/mail/messages/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Get */
+        post: operations["get_v1_mail_messages_get_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mail/messages/list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * List
+         * @description Newest first; `status` and `recipient` (any of To, Cc, Bcc) narrow the list.
+         */
+        post: operations["list__v1_mail_messages_list_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mail/messages/send": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send
+         * @description DKIM-sign and relay one message; answers the send-log row (`sent`).
+         *
+         *     503 `relay_unavailable` names the `failed` row in `details.messageId`: retry with the same
+         *     idempotency key and the same message is relayed once. 502: the relay refused every recipient.
+         */
+        post: operations["send_v1_mail_messages_send_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/mail/suppressions/add": {
         parameters: {
             query?: never;
@@ -420,6 +480,20 @@ export interface components {
         ApiKeyRevokeInput: {
             /** Id */
             id: string;
+        };
+        /** Attachment */
+        Attachment: {
+            /**
+             * Content
+             * @description base64
+             */
+            content: string;
+            /** Contentid */
+            contentId?: string | null;
+            /** Contenttype */
+            contentType?: string | null;
+            /** Filename */
+            filename: string;
         };
         /** ByIdInput */
         ByIdInput: {
@@ -622,6 +696,92 @@ export interface components {
         MailboxOut: {
             mailbox: components["schemas"]["Mailbox"];
         };
+        /** MailMessage */
+        MailMessage: {
+            /** Bcc */
+            bcc: string[];
+            /** Cc */
+            cc: string[];
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /** Dkimselector */
+            dkimSelector: string | null;
+            /** Domain */
+            domain: string;
+            error: components["schemas"]["MessageError"] | null;
+            /** From */
+            from: string;
+            /** Id */
+            id: string;
+            /** Messageid */
+            messageId: string;
+            /** Orgid */
+            orgId: string;
+            /** Rejectedrecipients */
+            rejectedRecipients: components["schemas"]["RejectedRecipient"][];
+            /** Relayresponse */
+            relayResponse: string | null;
+            /** Replyto */
+            replyTo: string[];
+            /** Sentat */
+            sentAt: string | null;
+            /** Sizebytes */
+            sizeBytes: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "sent" | "failed" | "bounced" | "suppressed";
+            /** Subject */
+            subject: string;
+            /** Suppressedrecipients */
+            suppressedRecipients: string[];
+            /** Tags */
+            tags: {
+                [key: string]: string;
+            };
+            /** To */
+            to: string[];
+        };
+        /** MailSendInput */
+        MailSendInput: {
+            /** Attachments */
+            attachments?: components["schemas"]["Attachment"][];
+            /** Bcc */
+            bcc?: string[];
+            /** Cc */
+            cc?: string[];
+            /** From */
+            from: string;
+            /** Headers */
+            headers?: {
+                [key: string]: string;
+            };
+            /** Html */
+            html?: string | null;
+            /** Idempotencykey */
+            idempotencyKey?: string | null;
+            /**
+             * Orgid
+             * @description Defaults to the API key's org.
+             */
+            orgId?: string | null;
+            /** Replyto */
+            replyTo?: string | string[] | null;
+            /** Subject */
+            subject: string;
+            /** Tags */
+            tags?: {
+                [key: string]: string;
+            };
+            /** Text */
+            text?: string | null;
+            /** To */
+            to: string | string[];
+        };
         /** Member */
         Member: {
             /**
@@ -673,6 +833,43 @@ export interface components {
             /** Userid */
             userId: string;
         };
+        /** MessageError */
+        MessageError: {
+            /** Code */
+            code: string;
+            /** Message */
+            message: string;
+        };
+        /** MessageList */
+        MessageList: {
+            /** Messages */
+            messages: components["schemas"]["MailMessage"][];
+            /** Nextcursor */
+            nextCursor: string | null;
+        };
+        /** MessageListInput */
+        MessageListInput: {
+            /** Cursor */
+            cursor?: string | null;
+            /**
+             * Limit
+             * @default 50
+             */
+            limit?: number;
+            /**
+             * Orgid
+             * @description Defaults to the API key's org.
+             */
+            orgId?: string | null;
+            /** Recipient */
+            recipient?: string | null;
+            /** Status */
+            status?: ("queued" | "sent" | "failed" | "bounced" | "suppressed") | null;
+        };
+        /** MessageOut */
+        MessageOut: {
+            message: components["schemas"]["MailMessage"];
+        };
         /** Ok */
         Ok: {
             /**
@@ -709,6 +906,15 @@ export interface components {
             nextCursor: string | null;
             /** Orgs */
             orgs: components["schemas"]["Org"][];
+        };
+        /** RejectedRecipient */
+        RejectedRecipient: {
+            /** Code */
+            code: number;
+            /** Email */
+            email: string;
+            /** Message */
+            message: string;
         };
         /** Suppression */
         Suppression: {
@@ -2375,6 +2581,324 @@ export interface operations {
             };
             /** @description internal_error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_v1_mail_messages_get_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ByIdInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageOut"];
+                };
+            };
+            /** @description invalid_request, or domain_not_found */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description forbidden_org, or domain_not_verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not_found, or member_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description message_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list__v1_mail_messages_list_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["MessageListInput"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageList"];
+                };
+            };
+            /** @description invalid_request, or domain_not_found */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description forbidden_org, or domain_not_verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not_found, or member_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description message_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    send_v1_mail_messages_send_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same as `idempotencyKey` in the body. */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MailSendInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageOut"];
+                };
+            };
+            /** @description invalid_request, or domain_not_found */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description forbidden_org, or domain_not_verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not_found, or member_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description mailbox_taken, member_taken, domain_taken, domain_in_use or idempotency_conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description message_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description all_recipients_suppressed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description relay_rejected */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -14,5 +14,13 @@ describe("contract types", () => {
     expectTypeOf<Domain["status"]>().toEqualTypeOf<"pending" | "verified">();
     expectTypeOf<Parameters<OrgmailClient["mail"]["mailboxes"]["assign"]>[0]>().toMatchTypeOf<{ id: string; assignedUserId: string | null }>();
     expectTypeOf<Awaited<ReturnType<OrgmailClient["mail"]["mailboxes"]["list"]>>["nextCursor"]>().toEqualTypeOf<string | null>();
+    // Every operation the client offers is in the generated document (a missing one would be `never`).
+    expectTypeOf<Parameters<OrgmailClient["mail"]["messages"]["send"]>[0]>().not.toBeNever();
+    expectTypeOf<Parameters<OrgmailClient["mail"]["messages"]["list"]>[0]>().not.toBeNever();
+    expectTypeOf<Parameters<OrgmailClient["mail"]["domains"]["verify"]>[0]>().not.toBeNever();
+    expectTypeOf<Parameters<OrgmailClient["mail"]["members"]["remove"]>[0]>().not.toBeNever();
+    expectTypeOf<NonNullable<Parameters<OrgmailClient["mail"]["messages"]["list"]>[0]>["status"]>().toEqualTypeOf<
+      "queued" | "sent" | "failed" | "bounced" | "suppressed" | null | undefined
+    >();
   });
 });
