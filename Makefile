@@ -38,8 +38,9 @@ web-test: install web-install
 system-deps:
 	@bash scripts/system-deps.sh
 
+# `make run ARGS="--port 8030"` passes options on to `orgmail serve`.
 run: install web
-	$(VENV)/bin/orgmail serve
+	$(VENV)/bin/orgmail serve $(ARGS)
 
 test: install system-deps
 	$(PY) -m pytest

@@ -150,7 +150,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.store = MaildirStore.from_settings(settings, sessions=DoveadmSessions.from_settings(settings))
+    app.state.store = MaildirStore.from_settings(
+        settings,
+        # Kicking needs to know which Dovecot: only when ORGMAIL_DOVECOT_CONFIG names one.
+        sessions=DoveadmSessions.from_settings(settings) if settings.dovecot_config else None,
+    )
     app.state.vault = KeyVault(settings.secret_key)
     app.state.api_key_cache = ApiKeyCache()
     app.state.dns_resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
