@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests talk to, if any is missing (needs root, as on CI).
 set -euo pipefail
-packages=(dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql)
+# chromium (+ a font) drives the web console's browser tests through playwright-core; nothing downloads a browser.
+packages=(dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql chromium fonts-liberation)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,11 +9,13 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +36,9 @@ from orgmail.mail.relay import relay_from_url
 from orgmail.mail.store import MaildirStore
 
 log = logging.getLogger("orgmail")
+
+# The web console (web/console), built into the package by `make web` / `make run`; absent in a bare checkout.
+CONSOLE_DIR = Path(__file__).parent / "console"
 
 
 def _metrics(app: FastAPI) -> None:
@@ -96,6 +101,17 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def _console(app: FastAPI, directory: Path) -> None:
+    """Serve the built console at /console/ and send / there; without a build, / goes to the API docs."""
+    built = (directory / "index.html").is_file()
+    if built:
+        app.mount("/console", StaticFiles(directory=directory, html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console/" if built else "/docs")
+
+
 async def _settle_unfinished_sends(app: FastAPI, settings: Settings) -> None:
     """Rows a previous run left `queued` (DESIGN.md §5); a database that is not up yet is not fatal."""
     try:
@@ -140,7 +156,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.store = MaildirStore.from_settings(settings, sessions=DoveadmSessions.from_settings(settings))
+    app.state.store = MaildirStore.from_settings(
+        settings,
+        # Kicking needs to know which Dovecot: only when ORGMAIL_DOVECOT_CONFIG names one.
+        sessions=DoveadmSessions.from_settings(settings) if settings.dovecot_config else None,
+    )
     app.state.vault = KeyVault(settings.secret_key)
     app.state.api_key_cache = ApiKeyCache()
     app.state.dns_resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
@@ -172,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
+    _console(app, CONSOLE_DIR)  # after the API routes, which therefore always win
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.rate_limit_per_second > 0:

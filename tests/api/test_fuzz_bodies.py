@@ -12,9 +12,11 @@ ENDPOINTS = [
     "/v1/mail/members/add", "/v1/mail/members/list", "/v1/mail/members/remove",
     "/v1/mail/domains/add", "/v1/mail/domains/get", "/v1/mail/domains/list",
     "/v1/mail/domains/verify", "/v1/mail/domains/delete",
+    "/v1/mail/messages/send", "/v1/mail/messages/get", "/v1/mail/messages/list",
 ]
 FIELDS = ["address", "displayName", "assignedUserId", "quotaMb", "id", "orgId", "email", "reason",
-          "note", "userId", "name", "limit", "cursor"]
+          "note", "userId", "name", "limit", "cursor", "from", "to", "cc", "bcc", "replyTo", "subject",
+          "text", "html", "headers", "attachments", "tags", "idempotencyKey", "status", "recipient"]
 
 odd_text = st.text(max_size=50) | st.sampled_from(["\x00", "a\x00b", "\ud800", "x" * 5000, "a@b\r\nBcc: c@d.e"])
 json_values = st.recursive(

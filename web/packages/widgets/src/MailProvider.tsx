@@ -1,0 +1,84 @@
+/**
+ * <MailProvider>: one orgmail client for the widgets below it, and a way for one widget to tell the
+ * others that a resource changed (a created mailbox shows up in the list without a page reload).
+ */
+
+import { createClient } from "@orgmail/client";
+import type { ClientOptions, OrgmailClient } from "@orgmail/client";
+import { createContext, useCallback, useContext, useMemo, useRef, useState } from "react";
+import type { ReactNode } from "react";
+
+export type MailResource = "mailboxes" | "messages" | "suppressions" | "members";
+
+interface MailContextValue {
+  client: OrgmailClient;
+  versions: Record<MailResource, number>;
+  invalidate: (resource: MailResource) => void;
+}
+
+const MailContext = createContext<MailContextValue | null>(null);
+
+export interface MailProviderProps {
+  /** Where the service is: `""` for the page's own origin, or `https://mail.example.com`. */
+  basePath: string;
+  /** Sent with every call, e.g. `{ Authorization: "Bearer om_…" }`; may change between renders. */
+  headers?: ClientOptions["headers"];
+  /** A fetch to use instead of the global one (a proxy, a test double). */
+  fetch?: typeof fetch;
+  children?: ReactNode;
+}
+
+export function MailProvider({ basePath, headers, fetch: fetchImpl, children }: MailProviderProps) {
+  // Headers and fetch live in refs so that a new object literal on each render does not make a new
+  // client, which would reload every widget.
+  const headersRef = useRef(headers);
+  headersRef.current = headers;
+  const fetchRef = useRef(fetchImpl);
+  fetchRef.current = fetchImpl;
+
+  const client = useMemo(
+    () =>
+      createClient({
+        basePath,
+        headers: async () => {
+          const current = headersRef.current;
+          return typeof current === "function" ? await current() : (current ?? {});
+        },
+        fetch: (input, init) => (fetchRef.current ?? globalThis.fetch)(input, init),
+      }),
+    [basePath],
+  );
+
+  const [versions, setVersions] = useState<Record<MailResource, number>>({
+    mailboxes: 0,
+    messages: 0,
+    suppressions: 0,
+    members: 0,
+  });
+  const invalidate = useCallback((resource: MailResource) => {
+    setVersions((current) => ({ ...current, [resource]: current[resource] + 1 }));
+  }, []);
+
+  const value = useMemo(() => ({ client, versions, invalidate }), [client, versions, invalidate]);
+  return <MailContext.Provider value={value}>{children}</MailContext.Provider>;
+}
+
+/** The provider's value, or null outside one (fine for widgets in preview mode). */
+export function useMailContext(): MailContextValue | null {
+  return useContext(MailContext);
+}
+
+/** The client of the nearest <MailProvider>, for a host page's own calls. */
+export function useMailClient(): OrgmailClient {
+  const context = useContext(MailContext);
+  if (context === null) throw new Error("useMailClient() needs a <MailProvider basePath=…> above it.");
+  return context.client;
+}
+
+/** Tell the widgets showing `resource` to load it again. */
+export function useInvalidate(): (resource: MailResource) => void {
+  const context = useContext(MailContext);
+  return context?.invalidate ?? noop;
+}
+
+function noop() {}
