@@ -165,7 +165,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.api_key_cache = ApiKeyCache()
     app.state.dns_resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
     install_error_handlers(app)
-    _metrics(app)
 
     app.include_router(mailboxes.router)
     app.include_router(suppressions.router)
@@ -198,6 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.rate_limit_per_second > 0:
         app.add_middleware(RateLimit, rate_per_second=settings.rate_limit_per_second,
                            burst=settings.rate_limit_burst, admin_token=settings.admin_token)
+    _metrics(app)  # added last, so outermost: 413 and 429 answers are counted too
     return app
 
 

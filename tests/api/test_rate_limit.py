@@ -47,3 +47,5 @@ async def test_flood_gets_429_per_key(settings, tenant, other_tenant):
 
             admin = await http.post("/v1/admin/orgs/list", json={}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
             assert admin.status_code == 200
+            metrics = (await http.get("/metrics")).text
+            assert 'status="429"' in metrics  # the limiter's answers are counted too

@@ -12,15 +12,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-# Control characters never belong in these fields (and PostgreSQL refuses NUL in text outright).
-SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"
-MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # tabs and line breaks allowed
+# Control characters (C0 and C1) never belong in these fields (and PostgreSQL refuses NUL in text outright).
+SINGLE_LINE = r"^[^\x00-\x1f\x7f-\x9f]*$"
+MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"  # tabs and line breaks allowed
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SINGLE_LINE)]
 ShortText = Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE)]
 EmailText = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=SINGLE_LINE)]
 HeaderName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[!-9;-~]+$")]
-HeaderValue = Annotated[str, StringConstraints(max_length=998, pattern=r"^[^\x00-\x08\x0a-\x1f\x7f]*$")]
+HeaderValue = Annotated[str, StringConstraints(max_length=998, pattern=r"^[^\x00-\x08\x0a-\x1f\x7f-\x9f]*$")]
 Body = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 Cursor = Annotated[str, StringConstraints(max_length=200, pattern=SINGLE_LINE)]
 Note = Annotated[str, StringConstraints(max_length=1000, pattern=MULTI_LINE)]
