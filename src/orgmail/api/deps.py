@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.config import Settings
-from orgmail.core.orgs import org_for_key, require_org
+from orgmail.core.orgs import is_admin_token, org_for_key, require_org
 from orgmail.errors import ForbiddenOrg, InvalidRequest, Unauthorized
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.dns import TxtResolver
@@ -104,7 +103,7 @@ class ApiKeyCache:
 
 async def authenticate(request: Request, session: DbSession, settings: AppSettings) -> Principal:
     token = _bearer(request)
-    if settings.admin_token and hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+    if is_admin_token(token, settings.admin_token):
         return Principal(org_id=None, is_admin=True)
     cache: ApiKeyCache = request.app.state.api_key_cache
     org_id = cache.org_for(token)
@@ -117,7 +116,7 @@ async def authenticate(request: Request, session: DbSession, settings: AppSettin
 
 async def authenticate_admin(request: Request, settings: AppSettings) -> Principal:
     token = _bearer(request)
-    if not settings.admin_token or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+    if not is_admin_token(token, settings.admin_token):
         raise Unauthorized("The admin token is required.")
     return Principal(org_id=None, is_admin=True)
 

@@ -64,6 +64,11 @@ async def revoke_api_key(session: AsyncSession, *, key_id: str) -> None:
         api_key.revoked_at = utcnow()
 
 
+def is_admin_token(token: str, admin_token: str | None) -> bool:
+    """The platform's admin token (constant time); never true while no admin token is configured."""
+    return bool(admin_token) and hmac.compare_digest(token.encode(), admin_token.encode())
+
+
 def split_key(key: str) -> tuple[str, str] | None:
     if not key.startswith(KEY_PREFIX):
         return None
