@@ -53,10 +53,15 @@ describe("MailboxList", () => {
   });
 
   it("deletes only after confirmation, and Cancel or Escape keeps the mailbox", async () => {
+    // The stub keeps server state: the reload that follows a delete must not bring the row back.
+    let stored = [support!, billing!];
     const api = stubApi({
-      "mailboxes/list": { body: { mailboxes: [support, billing], nextCursor: null } },
+      "mailboxes/list": () => ({ body: { mailboxes: stored, nextCursor: null } }),
       "members/list": { body: { members, nextCursor: null } },
-      "mailboxes/delete": { body: { ok: true } },
+      "mailboxes/delete": (body) => {
+        stored = stored.filter((m) => m.id !== body["id"]);
+        return { body: { ok: true } };
+      },
     });
     renderWithProvider(<MailboxList />);
     await userEvent.click(await screen.findByRole("button", { name: `Delete ${support!.address}` }));
