@@ -28,6 +28,7 @@ from orgmail.api.ratelimit import RateLimit
 from orgmail.core.mailboxes import tidy_periodically
 from orgmail.config import Settings, load_settings
 from orgmail.core.sending import fail_unfinished_sends
+from orgmail.db.sendlog import open_send_log
 from orgmail.db.session import create_engine, create_session_factory, ping
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.dns import DnsTxtResolver
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
         app.state.relay = relay_from_url(settings)
+        app.state.send_log = await open_send_log(settings.database_url, engine)
         await _settle_unfinished_sends(app, settings)
         # Everything loaded so far (modules, routes, SQLAlchemy and Pydantic machinery) lives as long
         # as the process: out of the collector's sight, a full collection scans only what requests
@@ -152,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
             await app.state.relay.close()
+            await app.state.send_log.close()
             await engine.dispose()
 
     app = FastAPI(title="orgmail", version=__version__, lifespan=lifespan)

@@ -14,7 +14,7 @@ import pytest
 
 from orgmail.app import create_app
 from orgmail.config import load_settings
-from orgmail.core import orgs
+from orgmail.core import domains, orgs
 from orgmail.db.session import upgrade_database
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
 
@@ -77,6 +77,8 @@ async def proxied_app(tmp_path):
             async with app.state.session_factory() as session:
                 org = await orgs.create_org(session, name="Outage")
                 _row, key = await orgs.create_api_key(session, org_id=org.id)
+                domain = await domains.add_domain(session, org_id=org.id, name="outage.example", vault=app.state.vault)
+                await domains.mark_verified(session, org_id=org.id, domain_id=domain.id)
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://orgmail.test",
                                          headers={"Authorization": f"Bearer {key}"}) as http:
@@ -104,3 +106,20 @@ async def test_outage_answers_503_then_recovers_by_itself(proxied_app):
     assert back.status_code == 200, back.text
     assert [s["email"] for s in back.json()["suppressions"]] == ["a@example.com"]
     assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_a_send_during_an_outage_answers_503_and_the_next_one_after_it_is_sent(proxied_app):
+    """The send log's statements run on their own asyncpg pool: it must fail and recover the same way."""
+    http, proxy = proxied_app
+    message = {"from": "shop@outage.example", "to": "ann@example.net", "subject": "Hi", "text": "Hello"}
+    assert (await http.post("/v1/mail/messages/send", json=message)).status_code == 200
+
+    await proxy.cut()
+    down = await http.post("/v1/mail/messages/send", json=message)
+    assert down.status_code == 503, down.text
+    assert down.json()["error"]["code"] == "unavailable"
+
+    await proxy.start()
+    back = await http.post("/v1/mail/messages/send", json=message)
+    assert back.status_code == 200, back.text
+    assert back.json()["message"]["status"] == "sent"

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.config import Settings
 from orgmail.core.orgs import is_admin_token, org_for_key, require_org
+from orgmail.db.sendlog import SendLog
 from orgmail.errors import ForbiddenOrg, InvalidRequest, Unauthorized
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.dns import TxtResolver
@@ -45,12 +46,17 @@ async def get_dns_resolver(request: Request) -> TxtResolver:
     return request.app.state.dns_resolver
 
 
+async def get_send_log(request: Request) -> SendLog:
+    return request.app.state.send_log
+
+
 DbSession = Annotated[AsyncSession, Depends(get_session)]
 MailRelay = Annotated[Relay, Depends(get_relay)]
 Vault = Annotated[KeyVault, Depends(get_vault)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Store = Annotated[MailStore, Depends(get_store)]
 DnsResolver = Annotated[TxtResolver, Depends(get_dns_resolver)]
+SendLogAccess = Annotated[SendLog, Depends(get_send_log)]
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+import asyncpg
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orgmail.db.session import is_connection_failure
 from orgmail.errors import InvalidRequest, NotFound, OrgmailError, Unavailable
 
 log = logging.getLogger("orgmail.api")
@@ -46,18 +48,6 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
     return InvalidRequest(f"The request is not valid ({summary}).", details={"fields": fields})
 
 
-def is_database_down(exc: BaseException) -> bool:
-    """Connection-level database failures (not constraint violations): answer 503, not 500."""
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, (ConnectionError, TimeoutError)):  # refused, reset, or a pool/connect timeout
-        return True
-    name = type(exc).__name__
-    return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"}
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OrgmailError)
     async def _orgmail_error(_request: Request, exc: OrgmailError) -> JSONResponse:
@@ -82,14 +72,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(error)
 
     @app.exception_handler(DataError)
-    async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
+    @app.exception_handler(asyncpg.DataError)  # the send log's hot path talks to asyncpg directly
+    async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
         # A value the database refuses (schemas should catch these first): the input's fault, not ours.
-        log.warning("database refused a value: %s", exc.orig.__class__.__name__ if exc.orig else "")
+        refused = getattr(exc, "orig", None) or exc
+        log.warning("database refused a value: %s", refused.__class__.__name__)
         return error_response(InvalidRequest("A value in the request cannot be stored."))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        if is_database_down(exc):
+        if is_connection_failure(exc):
             log.warning("database unavailable: %s", exc.__class__.__name__)
             return error_response(Unavailable())
         log.exception("unexpected error")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
-from orgmail.api.deps import AppSettings, Caller, DbSession, MailRelay, Vault, org_scope
+from orgmail.api.deps import AppSettings, Caller, DbSession, MailRelay, SendLogAccess, Vault, org_scope
 from orgmail.api.responses import errors
 from orgmail.api.schemas import (
     ByIdInput,
@@ -18,6 +18,7 @@ from orgmail.api.schemas import (
     MessageOut,
 )
 from orgmail.core import messages, sending
+from orgmail.db.sendlog import SendLogRow
 from orgmail.db.tables import Message
 from orgmail.errors import InvalidRequest
 
@@ -37,6 +38,7 @@ async def send(
     relay: MailRelay,
     vault: Vault,
     settings: AppSettings,
+    send_log: SendLogAccess,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> MessageOut:
     """DKIM-sign and relay one message; answers the send-log row (`sent`).
@@ -62,6 +64,7 @@ async def send(
             max_message_bytes=settings.max_message_bytes,
             relay_timeout_seconds=settings.relay_timeout_seconds,
         ),
+        log=send_log,
     )
     return MessageOut(message=mail_message(row))
 
@@ -105,7 +108,7 @@ def _send_request(body: MailSendInput) -> sending.SendRequest:
     )
 
 
-def mail_message(row: Message) -> MailMessage:
+def mail_message(row: Message | SendLogRow) -> MailMessage:
     error = MessageError(code=row.error_code, message=row.error_message or "") if row.error_code else None
     return MailMessage(
         id=row.id,

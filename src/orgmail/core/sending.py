@@ -26,13 +26,13 @@ from datetime import timedelta
 from email.utils import getaddresses
 from typing import TypeVar
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import Address, parse_mailbox
 from orgmail.core.domains import load_signing_keys, require_verified_domain
-from orgmail.core.suppressions import insert_suppressions, suppressed_among
+from orgmail.db.sendlog import SendLog, SendLogRow
+from orgmail.db.session import is_connection_failure
 from orgmail.db.tables import Message, utcnow
 from orgmail.errors import (
     AllRecipientsSuppressed,
@@ -47,7 +47,7 @@ from orgmail.mail import dkim, mime
 from orgmail.mail.dkim import KeyVault, SigningKey
 from orgmail.mail.relay import Relay, RelayResult, RelayTemporaryFailure
 
-log = logging.getLogger("orgmail.sending")
+logger = logging.getLogger("orgmail.sending")
 
 T = TypeVar("T")
 
@@ -169,55 +169,46 @@ async def send_message(
     relay: Relay,
     vault: KeyVault,
     limits: Limits,
-) -> Message:
+    log: SendLog,
+) -> SendLogRow:
     """Send one message and return its row (`sent`); failures raise after the row says why.
 
-    Everything up to the `queued` row runs on one database connection in autocommit: the reads need
-    no snapshot together, and the row is one INSERT (the unique index on the idempotency key is what
-    settles a race), so BEGIN and COMMIT would only add round trips.
+    The send log's statements go through `log` (the hot path: see `db.sendlog`); `session` is used
+    only to look up a sender domain that `senders` does not have yet.
     """
     request_hash = request.fingerprint()
     checked = validate(request, limits=limits)
-    earlier: Message | None = None
-    try:
-        async with _autocommit(session):
-            if idempotency_key is not None:
-                earlier = await _find_by_key(session, org_id=org_id, idempotency_key=idempotency_key)
+    earlier = await log.find(org_id=org_id, idempotency_key=idempotency_key) if idempotency_key else None
+    if earlier is None:
+        sender = await resolve_sender_domain(session, org_id=org_id, sender=checked.sender, vault=vault)
+        already_suppressed = await log.suppressed_among(org_id=org_id, emails=checked.recipients())
+        recipients, suppressed = drop_suppressed(checked.recipients(), already_suppressed)
+        row = _new_row(org_id, request, checked, sender, suppressed, idempotency_key, request_hash)
+        if recipients:
+            size_hint = _estimated_size(request, checked)
+            message = await _off_loop_if_large(
+                build_message, request, checked, message_id=row.message_id, size_hint=size_hint
+            )
+            signed = await _off_loop_if_large(
+                sign, message, domain=sender.domain, keys=list(sender.keys), size_hint=size_hint
+            )
+            if len(signed) > limits.max_message_bytes:
+                raise MessageTooLarge(details={"sizeBytes": len(signed), "limitBytes": limits.max_message_bytes})
+            row.raw, row.size_bytes = signed, len(signed)
+        else:
+            row.status = "suppressed"
+        if not await log.insert(row):  # queued (or suppressed)
+            # A concurrent request with the same key wrote its row first: its outcome is ours.
+            assert idempotency_key is not None  # without a key nothing can conflict
+            earlier = await log.find(org_id=org_id, idempotency_key=idempotency_key)
             if earlier is None:
-                sender = await resolve_sender_domain(session, org_id=org_id, sender=checked.sender, vault=vault)
-                already_suppressed = await suppressed_among(session, org_id=org_id, emails=checked.recipients())
-                recipients, suppressed = drop_suppressed(checked.recipients(), already_suppressed)
-                row = _new_row(org_id, request, checked, sender, suppressed, idempotency_key, request_hash)
-                if recipients:
-                    size_hint = _estimated_size(request, checked)
-                    message = await _off_loop_if_large(
-                        build_message, request, checked, message_id=row.message_id, size_hint=size_hint
-                    )
-                    signed = await _off_loop_if_large(
-                        sign, message, domain=sender.domain, keys=list(sender.keys), size_hint=size_hint
-                    )
-                    if len(signed) > limits.max_message_bytes:
-                        raise MessageTooLarge(details={"sizeBytes": len(signed), "limitBytes": limits.max_message_bytes})
-                    row.raw, row.size_bytes = signed, len(signed)
-                else:
-                    row.status = "suppressed"
-                await _insert(session, row)  # queued (or suppressed)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        # A concurrent request with the same key wrote its row first: its outcome is ours.
-        async with session.begin():
-            earlier = await _find_by_key(session, org_id=org_id, idempotency_key=idempotency_key)
-        if earlier is None:
-            raise
+                raise RuntimeError("the row holding this idempotency key vanished")
     if earlier is not None:
-        session.expunge(earlier)
-        return await _repeat(session, earlier, request_hash=request_hash, relay=relay, limits=limits)
+        return await _repeat(log, earlier, request_hash=request_hash, relay=relay, limits=limits)
 
-    # The row never joined the session: from here on it changes only through explicit UPDATEs.
     if row.status == "suppressed":
         raise AllRecipientsSuppressed(details={"messageId": row.id, "suppressedRecipients": suppressed})
-    return await relay_and_record(session, row=row, relay=relay, recipients=recipients)
+    return await relay_and_record(log, row=row, relay=relay, recipients=recipients)
 
 
 # --- stages --------------------------------------------------------------------------------------
@@ -259,8 +250,9 @@ async def resolve_sender_domain(session: AsyncSession, *, org_id: str, sender: A
     cached = senders.get(org_id, sender.domain)
     if cached is not None:
         return cached
-    domain = await require_verified_domain(session, org_id=org_id, name=sender.domain)
-    keys = await load_signing_keys(session, domain_id=domain.id, vault=vault)
+    async with _autocommit(session):
+        domain = await require_verified_domain(session, org_id=org_id, name=sender.domain)
+        keys = await load_signing_keys(session, domain_id=domain.id, vault=vault)
     found = Sender(domain_id=domain.id, domain=domain.name, keys=tuple(keys))
     senders.remember(org_id, sender.domain, found)
     return found
@@ -294,21 +286,19 @@ def sign(message: bytes, *, domain: str, keys: list[SigningKey]) -> bytes:
     return dkim.sign(message, domain=domain, keys=keys)
 
 
-async def relay_and_record(
-    session: AsyncSession, *, row: Message, relay: Relay, recipients: list[str]
-) -> Message:
+async def relay_and_record(log: SendLog, *, row: SendLogRow, relay: Relay, recipients: list[str]) -> SendLogRow:
     """Hand the stored bytes to the relay, then write down what it said (and answer accordingly)."""
     assert row.raw is not None
     try:
         result = await relay.send(sender=_bare(row.from_address), recipients=recipients, message=row.raw)
     except RelayTemporaryFailure as exc:
-        await _record_durably(session, lambda: _store_failure(session, row, code="relay_unavailable", reason=str(exc)))
+        await _record_durably(lambda: _store_failure(log, row, code="relay_unavailable", reason=str(exc)))
         raise RelayUnavailable(details={"messageId": row.id, "reason": str(exc)}) from None
     except Exception:
         # Not the relay's answer but our own failure: the relay did not take the message either.
-        await _record_durably(session, lambda: _store_failure(session, row, code="internal_error", reason="internal error while relaying"))
+        await _record_durably(lambda: _store_failure(log, row, code="internal_error", reason="internal error while relaying"))
         raise
-    await _record_durably(session, lambda: record_result(session, row=row, result=result))
+    await _record_durably(lambda: record_result(log, row=row, result=result))
     if not result.accepted:
         raise RelayRejected(
             details={"messageId": row.id, "response": result.response,
@@ -317,7 +307,7 @@ async def relay_and_record(
     return row
 
 
-async def record_result(session: AsyncSession, *, row: Message, result: RelayResult) -> None:
+async def record_result(log: SendLog, *, row: SendLogRow, result: RelayResult) -> None:
     """`sent` if anyone got it, else `bounced`; each recipient refused with a 5xx is suppressed."""
     now = utcnow()
     rejected = [dict(email=email, code=code, message=text) for email, (code, text) in result.rejected.items()]
@@ -331,12 +321,12 @@ async def record_result(session: AsyncSession, *, row: Message, result: RelayRes
         updated_at=now,
     )
     bounced = [email for email, (code, text) in result.rejected.items() if is_hard_bounce(code, text)]
-    # The row and its bounce suppressions change together; a plain `sent` is one UPDATE on its own.
-    async with session.begin() if bounced else _autocommit(session):
-        await session.execute(_UPDATE_ROW, {"row_id": row.id, **values})
-        await insert_suppressions(
-            session, org_id=row.org_id, emails=bounced, reason="bounce", note=f"rejected by the relay for {row.id}"
+    if bounced:  # the row and its bounce suppressions change together
+        await log.record_bounces(
+            row.id, values, org_id=row.org_id, emails=bounced, note=f"rejected by the relay for {row.id}"
         )
+    else:
+        await log.update(row.id, values)
     for name, value in values.items():
         setattr(row, name, value)
 
@@ -370,15 +360,9 @@ async def fail_unfinished_sends(session: AsyncSession, *, older_than: timedelta)
 
 
 # --- idempotency ---------------------------------------------------------------------------------
-async def _find_by_key(session: AsyncSession, *, org_id: str, idempotency_key: str) -> Message | None:
-    return await session.scalar(
-        select(Message).where(Message.org_id == org_id, Message.idempotency_key == idempotency_key)
-    )
-
-
 async def _repeat(
-    session: AsyncSession, earlier: Message, *, request_hash: str, relay: Relay, limits: Limits
-) -> Message:
+    log: SendLog, earlier: SendLogRow, *, request_hash: str, relay: Relay, limits: Limits
+) -> SendLogRow:
     """A key seen before: the first row's outcome, relaying it again only if the relay never took it."""
     if earlier.request_hash != request_hash:
         raise IdempotencyConflict(details={"messageId": earlier.id})
@@ -395,43 +379,35 @@ async def _repeat(
                 details={"messageId": earlier.id, "response": earlier.relay_response,
                          "rejectedRecipients": earlier.rejected_recipients}
             )
-        if earlier.status == "failed" and await _claim_for_retry(session, earlier):
-            return await relay_and_record(session, row=earlier, relay=relay, recipients=_envelope(earlier))
+        if earlier.status == "failed" and await _claim_for_retry(log, earlier):
+            return await relay_and_record(log, row=earlier, relay=relay, recipients=_envelope(earlier))
         # Queued: the first request (or another retry) is relaying it right now. Its outcome is ours.
         if asyncio.get_running_loop().time() > deadline:
             raise IdempotencyConflict(
                 "A request with this idempotency key is still in progress.", details={"messageId": earlier.id}
             )
         await asyncio.sleep(0.05)
-        async with session.begin():
-            earlier = await session.get(Message, earlier.id, populate_existing=True)
-        session.expunge(earlier)
+        earlier = await log.get(earlier.id) or earlier
 
 
-async def _claim_for_retry(session: AsyncSession, row: Message) -> bool:
+async def _claim_for_retry(log: SendLog, row: SendLogRow) -> bool:
     """Exactly one of several concurrent retries moves a `failed` row back to `queued` and relays it."""
-    now = utcnow()
-    async with session.begin():
-        result = await session.execute(
-            _UPDATE
-            .where(_MESSAGES.c.id == row.id, _MESSAGES.c.status == "failed")
-            .values(status="queued", error_code=None, error_message=None, updated_at=now)
-        )
-    if result.rowcount != 1:
+    values = dict(status="queued", error_code=None, error_message=None, updated_at=utcnow())
+    if not await log.update(row.id, values, if_status="failed"):
         return False
-    row.status, row.error_code, row.error_message, row.updated_at = "queued", None, None, now
+    for name, value in values.items():
+        setattr(row, name, value)
     return True
 
 
-async def _store_failure(session: AsyncSession, row: Message, *, code: str, reason: str) -> None:
+async def _store_failure(log: SendLog, row: SendLogRow, *, code: str, reason: str) -> None:
     values = dict(status="failed", error_code=code, error_message=reason, updated_at=utcnow())
-    async with _autocommit(session):
-        await session.execute(_UPDATE_ROW, {"row_id": row.id, **values})
+    await log.update(row.id, values)
     for name, value in values.items():
         setattr(row, name, value)
 
 
-async def _record_durably(session: AsyncSession, write: Callable[[], Awaitable[T]]) -> T:
+async def _record_durably(write: Callable[[], Awaitable[T]]) -> T:
     """The relay has answered: that answer must reach the row even if the database is briefly down,
     and even if the caller goes away (the write is shielded from cancellation)."""
 
@@ -440,12 +416,10 @@ async def _record_durably(session: AsyncSession, write: Callable[[], Awaitable[T
         while True:
             try:
                 return await write()
-            except (OperationalError, InterfaceError, OSError) as exc:
-                log.warning("cannot record a relay outcome yet (%s); retrying", exc.__class__.__name__)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
+            except Exception as exc:
+                if not is_connection_failure(exc):
                     raise
-                log.warning("cannot record a relay outcome yet (connection lost); retrying")
+                logger.warning("cannot record a relay outcome yet (%s); retrying", exc.__class__.__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -459,23 +433,13 @@ _pending_records: set[asyncio.Future] = set()
 
 
 # --- helpers -------------------------------------------------------------------------------------
-# Rows here are plain objects outside any session, written with Core statements on the table: the
-# ORM's unit of work (flush, identity map, session synchronization) would cost more CPU per send
-# than the DKIM signatures.
 _MESSAGES = Message.__table__
 _UPDATE = update(_MESSAGES)
-_UPDATE_ROW = _UPDATE.where(_MESSAGES.c.id == bindparam("row_id"))  # SET: the other parameters given
-_INSERT = insert(_MESSAGES)
-_COLUMNS = tuple(column.key for column in _MESSAGES.columns)
-
-
-async def _insert(session: AsyncSession, row: Message) -> None:
-    await session.execute(_INSERT, {name: getattr(row, name) for name in _COLUMNS})
 
 
 @asynccontextmanager
 async def _autocommit(session: AsyncSession) -> AsyncIterator[None]:
-    """Statements that are each atomic on their own, without BEGIN and COMMIT (two round trips)."""
+    """Reads that need no snapshot together, without BEGIN and COMMIT (two round trips)."""
     await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     try:
         yield
@@ -493,10 +457,10 @@ def _new_row(
     suppressed: list[str],
     idempotency_key: str | None,
     request_hash: str,
-) -> Message:
+) -> SendLogRow:
     row_id = new_id("msg")
     now = utcnow()
-    return Message(
+    return SendLogRow(
         id=row_id,
         org_id=org_id,
         from_address=checked.sender.formatted(),
@@ -513,14 +477,19 @@ def _new_row(
         rejected_recipients=[],
         tags=dict(request.tags),
         size_bytes=0,
+        relay_response=None,
+        error_code=None,
+        error_message=None,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        raw=None,
         created_at=now,
         updated_at=now,
+        sent_at=None,
     )
 
 
-def _envelope(row: Message) -> list[str]:
+def _envelope(row: SendLogRow) -> list[str]:
     """The envelope recipients of a stored row: To, Cc and Bcc, minus the suppressed ones."""
     everyone = [addr for _name, addr in getaddresses([*row.to, *row.cc, *row.bcc])]
     suppressed = set(row.suppressed_recipients)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -40,6 +41,26 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """The database cannot be reached or dropped the connection (not a refused statement): worth a
+    retry later, and a 503 now. Covers SQLAlchemy's wrapped errors and asyncpg's own (the send log's
+    hot path runs on asyncpg directly)."""
+    import asyncpg
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (ConnectionError, TimeoutError)):  # refused, reset, or a pool/connect timeout
+        return True
+    return isinstance(exc, (
+        asyncpg.PostgresConnectionError,  # the connection broke mid-statement
+        asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or starting up
+        asyncpg.TooManyConnectionsError,
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+    )) or (isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc))
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

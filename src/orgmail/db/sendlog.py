@@ -1,0 +1,287 @@
+"""The send log's hot path: the statements a send runs, behind one small interface, two implementations.
+
+Every send reads the suppression list, INSERTs its `queued` row and UPDATEs it with the outcome (and,
+with an idempotency key, looks the key up first). Through the SQLAlchemy ORM each of those statements
+cost 250–550 µs of CPU on this project's 2-core machine; straight on asyncpg, with its prepared-
+statement cache, about 55 µs. At hundreds of sends per second that is a third of a core, so:
+
+- `PostgresSendLog` runs them on asyncpg directly, on a small pool of its own;
+- `SqlAlchemySendLog` runs the same statements as SQLAlchemy Core (SQLite, the embedded default).
+
+Both take and return `SendLogRow`s, plain objects that never join an ORM session. The same tests run
+on both databases, so the two stay in step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orgmail.db.tables import Message, Suppression, utcnow
+from orgmail.ids import new_id
+
+
+@dataclass(slots=True)
+class SendLogRow:
+    """One row of `messages`, as the send path reads and writes it."""
+
+    id: str
+    org_id: str
+    from_address: str
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    reply_to: list[str]
+    subject: str
+    status: str
+    message_id: str
+    domain: str
+    dkim_selector: str | None
+    suppressed_recipients: list[str]
+    rejected_recipients: list[dict[str, Any]]
+    tags: dict[str, str]
+    size_bytes: int
+    relay_response: str | None
+    error_code: str | None
+    error_message: str | None
+    idempotency_key: str | None
+    request_hash: str | None
+    raw: bytes | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+
+COLUMNS = tuple(f.name for f in fields(SendLogRow))
+JSON_COLUMNS = frozenset({"to", "cc", "bcc", "reply_to", "suppressed_recipients", "rejected_recipients", "tags"})
+assert set(COLUMNS) == {c.key for c in Message.__table__.columns}, "SendLogRow must mirror the messages table"
+
+
+class SendLog(Protocol):
+    async def find(self, *, org_id: str, idempotency_key: str) -> SendLogRow | None:
+        """The org's row with this idempotency key, if any."""
+
+    async def get(self, row_id: str) -> SendLogRow | None: ...
+
+    async def suppressed_among(self, *, org_id: str, emails: Iterable[str]) -> set[str]:
+        """The given addresses (as given) that the org suppresses, matched case-insensitively."""
+
+    async def insert(self, row: SendLogRow) -> bool:
+        """Write a new row; False (and nothing written) if the org already has its idempotency key."""
+
+    async def update(self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
+        """Set `values` on the row (only while its status is `if_status`, if given): did it change?"""
+
+    async def record_bounces(
+        self, row_id: str, values: Mapping[str, Any], *, org_id: str, emails: list[str], note: str
+    ) -> None:
+        """The row's outcome and a `bounce` suppression per address, in one transaction."""
+
+    async def close(self) -> None: ...
+
+
+def _suppression_rows(org_id: str, emails: Iterable[str], note: str) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        dict(id=new_id("sup"), org_id=org_id, email=email, reason="bounce", note=note, created_at=now)
+        for email in dict.fromkeys(e.lower() for e in emails)
+    ]
+
+
+def _matching(given: Iterable[str], found: Iterable[str]) -> set[str]:
+    lowered = set(found)
+    return {email for email in given if email.lower() in lowered}
+
+
+# --- PostgreSQL: asyncpg -------------------------------------------------------------------------
+def _quoted(name: str) -> str:
+    return f'"{name}"'  # "to" is a reserved word
+
+
+_PG_COLUMN_LIST = ", ".join(_quoted(c) for c in COLUMNS)
+_PG_INSERT = (
+    f"INSERT INTO messages ({_PG_COLUMN_LIST}) VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))}) "
+    "ON CONFLICT (org_id, idempotency_key) DO NOTHING"
+)
+_PG_SELECT = f"SELECT {_PG_COLUMN_LIST} FROM messages"
+_PG_SUPPRESSED = "SELECT email FROM suppressions WHERE org_id = $1 AND email = ANY($2::varchar[])"
+_PG_SUPPRESS = (
+    "INSERT INTO suppressions (id, org_id, email, reason, note, created_at) VALUES ($1, $2, $3, $4, $5, $6) "
+    "ON CONFLICT (org_id, email) DO NOTHING"
+)
+
+
+def _to_database(name: str, value: Any) -> Any:
+    # json, not jsonb: stored as the text given. json.dumps' own spelling is what the recipient
+    # filter of messages/list searches for, as it is for rows written through SQLAlchemy.
+    return json.dumps(value) if name in JSON_COLUMNS else value
+
+
+def _from_record(record) -> SendLogRow:
+    return SendLogRow(*(json.loads(v) if n in JSON_COLUMNS else v for n, v in zip(COLUMNS, record)))
+
+
+async def _nothing_to_reset(_connection) -> None:
+    """Pool connections carry no session state (no SET, LISTEN or advisory locks), so the default
+    reset (one more round trip per release) has nothing to do. asyncpg still rolls back a
+    transaction left open, e.g. by a cancelled request."""
+
+
+class PostgresSendLog:
+    def __init__(self, pool):
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, max_size: int = 20, connect_timeout: float = 5.0) -> PostgresSendLog:
+        """A pool that opens its connections when first needed: the service starts, and answers 503,
+        while the database is down."""
+        import asyncpg
+
+        pool = asyncpg.create_pool(
+            dsn, min_size=0, max_size=max_size, max_inactive_connection_lifetime=300,
+            reset=_nothing_to_reset, timeout=connect_timeout,
+        )
+        await pool  # with min_size=0 this opens no connection yet
+        return cls(pool)
+
+    async def find(self, *, org_id: str, idempotency_key: str) -> SendLogRow | None:
+        record = await self._pool.fetchrow(
+            f"{_PG_SELECT} WHERE org_id = $1 AND idempotency_key = $2", org_id, idempotency_key
+        )
+        return _from_record(record) if record is not None else None
+
+    async def get(self, row_id: str) -> SendLogRow | None:
+        record = await self._pool.fetchrow(f"{_PG_SELECT} WHERE id = $1", row_id)
+        return _from_record(record) if record is not None else None
+
+    async def suppressed_among(self, *, org_id: str, emails: Iterable[str]) -> set[str]:
+        given = list(dict.fromkeys(emails))
+        if not given:
+            return set()
+        records = await self._pool.fetch(_PG_SUPPRESSED, org_id, sorted({e.lower() for e in given}))
+        return _matching(given, (r[0] for r in records))
+
+    async def insert(self, row: SendLogRow) -> bool:
+        status = await self._pool.execute(_PG_INSERT, *(_to_database(n, getattr(row, n)) for n in COLUMNS))
+        return status == "INSERT 0 1"
+
+    async def update(self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
+        return await self._update(self._pool, row_id, values, if_status=if_status)
+
+    async def record_bounces(
+        self, row_id: str, values: Mapping[str, Any], *, org_id: str, emails: list[str], note: str
+    ) -> None:
+        async with self._pool.acquire() as connection, connection.transaction():
+            await self._update(connection, row_id, values)
+            await connection.executemany(
+                _PG_SUPPRESS, [tuple(r.values()) for r in _suppression_rows(org_id, emails, note)]
+            )
+
+    @staticmethod
+    async def _update(executor, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
+        names = list(values)
+        first = 2 if if_status is None else 3
+        assignments = ", ".join(f"{_quoted(n)} = ${i}" for i, n in enumerate(names, start=first))
+        condition = "id = $1" if if_status is None else "id = $1 AND status = $2"
+        arguments = [row_id] if if_status is None else [row_id, if_status]
+        status = await executor.execute(
+            f"UPDATE messages SET {assignments} WHERE {condition}",
+            *arguments, *(_to_database(n, values[n]) for n in names),
+        )
+        return status == "UPDATE 1"
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+# --- any SQLAlchemy database (SQLite): Core statements -------------------------------------------
+_MESSAGES = Message.__table__
+_SUPPRESSIONS = Suppression.__table__
+
+
+class SqlAlchemySendLog:
+    def __init__(self, engine: AsyncEngine):
+        self._engine = engine
+        # Single statements are atomic on their own: no BEGIN/COMMIT round trips around them.
+        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._insert_ignoring = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+    async def find(self, *, org_id: str, idempotency_key: str) -> SendLogRow | None:
+        return await self._one(
+            select(_MESSAGES).where(_MESSAGES.c.org_id == org_id, _MESSAGES.c.idempotency_key == idempotency_key)
+        )
+
+    async def get(self, row_id: str) -> SendLogRow | None:
+        return await self._one(select(_MESSAGES).where(_MESSAGES.c.id == row_id))
+
+    async def suppressed_among(self, *, org_id: str, emails: Iterable[str]) -> set[str]:
+        given = list(dict.fromkeys(emails))
+        if not given:
+            return set()
+        query = select(_SUPPRESSIONS.c.email).where(
+            _SUPPRESSIONS.c.org_id == org_id, _SUPPRESSIONS.c.email.in_(sorted({e.lower() for e in given}))
+        )
+        async with self._autocommit() as connection:
+            return _matching(given, (await connection.execute(query)).scalars())
+
+    async def insert(self, row: SendLogRow) -> bool:
+        statement = (
+            self._insert_ignoring(_MESSAGES)
+            .values({name: getattr(row, name) for name in COLUMNS})
+            .on_conflict_do_nothing(index_elements=["org_id", "idempotency_key"])
+        )
+        async with self._autocommit() as connection:
+            return (await connection.execute(statement)).rowcount == 1
+
+    async def update(self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
+        async with self._autocommit() as connection:
+            return await self._update(connection, row_id, values, if_status=if_status)
+
+    async def record_bounces(
+        self, row_id: str, values: Mapping[str, Any], *, org_id: str, emails: list[str], note: str
+    ) -> None:
+        async with self._engine.begin() as connection:
+            await self._update(connection, row_id, values)
+            rows = _suppression_rows(org_id, emails, note)
+            if rows:
+                await connection.execute(
+                    self._insert_ignoring(_SUPPRESSIONS).values(rows).on_conflict_do_nothing(
+                        index_elements=["org_id", "email"]
+                    )
+                )
+
+    @staticmethod
+    async def _update(connection, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
+        statement = update(_MESSAGES).where(_MESSAGES.c.id == row_id).values(dict(values))
+        if if_status is not None:
+            statement = statement.where(_MESSAGES.c.status == if_status)
+        return (await connection.execute(statement)).rowcount == 1
+
+    async def _one(self, query) -> SendLogRow | None:
+        async with self._autocommit() as connection:
+            found = (await connection.execute(query)).first()
+        return SendLogRow(**found._mapping) if found is not None else None
+
+    def _autocommit(self):
+        return self._autocommit_engine.connect()
+
+    async def close(self) -> None:
+        return None
+
+
+async def open_send_log(database_url: str, engine: AsyncEngine) -> SendLog:
+    """asyncpg for PostgreSQL, SQLAlchemy Core on `engine` for anything else."""
+    if engine.dialect.name == "postgresql":
+        dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return await PostgresSendLog.connect(dsn)
+    return SqlAlchemySendLog(engine)
+
+
