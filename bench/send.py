@@ -216,16 +216,35 @@ def postgres_pids() -> list[int]:
     return pids
 
 
-def cpu_seconds(pids: list[int]) -> float:
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) each process has used so far."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    used = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
+            used[pid] = (int(fields[11]) + int(fields[12])) / ticks
         except OSError:
             pass
-    return total
+    return used
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(cpu_by_pid(pids).values())
+
+
+def cpu_used_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """Processes that started in between (a pool opening a connection: a new PostgreSQL backend)
+    count from zero; ones that ended in between are lost, so this is a lower bound."""
+    return sum(used - before.get(pid, 0.0) for pid, used in after.items())
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, all cores (/proc/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / ticks, idle / ticks
 
 
 # --- load -----------------------------------------------------------------------------------------
@@ -417,19 +436,22 @@ async def run_one(kind: str, args) -> dict:
         load = dict(concurrency=args.concurrency, script=script)
         await asyncio.to_thread(flat_out, base, key, domain, seconds=3, **load)  # warm-up: pools, caches
         service_pids = process_tree(server.pid)
-        database_pids = postgres_pids() if kind == "postgresql" else []
-        before = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), cpu_seconds(database_pids))
+        before = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), cpu_by_pid(postgres_pids()), machine_busy_seconds())
         sunk_before = delivered.value
         throughput = await asyncio.to_thread(flat_out, base, key, domain, seconds=args.duration, **load)
-        after = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), cpu_seconds(database_pids))
+        after = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), cpu_by_pid(postgres_pids()), machine_busy_seconds())
         throughput["relay_received"] = delivered.value - sunk_before
         sends = max(1, throughput["sends"])
+        per_send = lambda seconds: round(seconds * 1000 / sends, 2)  # noqa: E731
+        busy, idle = after[3][0] - before[3][0], after[3][1] - before[3][1]
         throughput["cpu_ms_per_send"] = {
-            "service": round((after[0] - before[0]) * 1000 / sends, 2),
-            "smtp_sink": round((after[1] - before[1]) * 1000 / sends, 2),
-            **({"postgresql (all backends)": round((after[2] - before[2]) * 1000 / sends, 2)} if database_pids else {}),
-            "load_generator (wrk)": round(throughput.pop("load_generator_cpu_s") * 1000 / sends, 2),
+            "service": per_send(after[0] - before[0]),
+            "smtp_sink": per_send(after[1] - before[1]),
+            **({"postgresql": per_send(cpu_used_between(before[2], after[2]))} if kind == "postgresql" else {}),
+            "load_generator (wrk)": per_send(throughput.pop("load_generator_cpu_s")),
+            "whole machine": per_send(busy),
         }
+        throughput["machine_idle_percent"] = round(100 * idle / max(busy + idle, 1e-9), 1)
         await asyncio.sleep(1)  # let the flat-out backlog drain
         latency = await fixed_rate(http_port, key, domain, args.rate, args.seconds)
         return {"database": kind, "workers": args.workers, "throughput": throughput,

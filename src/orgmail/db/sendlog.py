@@ -5,7 +5,8 @@ with an idempotency key, looks the key up first). Through the SQLAlchemy ORM eac
 cost 250–550 µs of CPU on this project's 2-core machine; straight on asyncpg, with its prepared-
 statement cache, about 55 µs. At hundreds of sends per second that is a third of a core, so:
 
-- `PostgresSendLog` runs them on asyncpg directly, on a small pool of its own;
+- `PostgresSendLog` runs them on asyncpg directly, on a small pool of its own, and runs the
+  suppression checks, INSERTs and outcome UPDATEs of concurrent sends together (`Batcher`);
 - `SqlAlchemySendLog` runs the same statements as SQLAlchemy Core (SQLite, the embedded default).
 
 Both take and return `SendLogRow`s, plain objects that never join an ORM session. The same tests run
@@ -14,11 +15,12 @@ on both databases, so the two stay in step.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -101,18 +103,117 @@ def _matching(given: Iterable[str], found: Iterable[str]) -> set[str]:
     return {email for email in given if email.lower() in lowered}
 
 
+# --- group commit --------------------------------------------------------------------------------
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class Batcher(Generic[Item, Result]):
+    """Statements that arrive while one is in flight go out together in the next (group commit).
+
+    Under load a worker has dozens of sends between two database round trips; writing their rows
+    in one statement and one commit costs PostgreSQL ~37 µs per row instead of ~130, and this
+    process ~15 µs instead of ~107 (measured with batches of 10). An idle service gains nothing
+    and waits for nothing: a lone statement goes out on the next turn of the event loop.
+
+    `write_many` takes a batch and returns one result per item. If a batch fails, each of its
+    items is written again on its own, so one bad row fails only its own send.
+    """
+
+    def __init__(
+        self,
+        write_many: Callable[[list[Item]], Awaitable[Sequence[Result]]],
+        *,
+        max_batch: int = 100,
+        key: Callable[[Item], object] = id,
+    ):
+        self._write_many = write_many
+        self._max_batch = max_batch
+        self._key = key  # two items with one key never share a batch (two UPDATEs of one row)
+        self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def submit(self, item: Item) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+        return await future
+
+    def _next_batch(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        batch, keys = [], set()
+        while self._queue and len(batch) < self._max_batch and self._key(self._queue[0][0]) not in keys:
+            keys.add(self._key(self._queue[0][0]))
+            batch.append(self._queue.pop(0))
+        return batch
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._next_batch()
+                try:
+                    await self._write_batch(batch)
+                except BaseException:  # cancelled with the event loop: nobody may wait forever
+                    for _item, future in batch:
+                        future.cancel()
+                    raise
+        finally:
+            self._writer = None
+
+    async def _write_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        if len(batch) == 1:
+            await self._write_alone(*batch[0])
+            return
+        try:
+            results = await self._write_many([item for item, _ in batch])
+        except Exception:
+            # One bad row must not fail the others: each is tried again on its own.
+            await asyncio.gather(*(self._write_alone(item, future) for item, future in batch))
+            return
+        for (_item, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _write_alone(self, item: Item, future: asyncio.Future[Result]) -> None:
+        try:
+            (result,) = await self._write_many([item])
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+
 # --- PostgreSQL: asyncpg -------------------------------------------------------------------------
 def _quoted(name: str) -> str:
     return f'"{name}"'  # "to" is a reserved word
 
 
+# Array types for unnest(): without lengths, so that a value too long for its column is refused by
+# the INSERT instead of cut short by the cast (an explicit cast to varchar(n) truncates).
+_PG_ARRAY_TYPES = {"VARCHAR": "text[]", "TEXT": "text[]", "JSON": "json[]", "INTEGER": "int[]", "BYTEA": "bytea[]",
+                   "TIMESTAMP WITH TIME ZONE": "timestamptz[]"}
+
+
+def _pg_array_type(name: str) -> str:
+    from sqlalchemy.dialects import postgresql
+
+    declared = Message.__table__.c[name].type.compile(dialect=postgresql.dialect())
+    return _PG_ARRAY_TYPES[declared.split("(")[0]]
+
+
 _PG_COLUMN_LIST = ", ".join(_quoted(c) for c in COLUMNS)
-_PG_INSERT = (
-    f"INSERT INTO messages ({_PG_COLUMN_LIST}) VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))}) "
-    "ON CONFLICT (org_id, idempotency_key) DO NOTHING"
+_PG_INSERT_MANY = (
+    f"INSERT INTO messages ({_PG_COLUMN_LIST}) "
+    f"SELECT * FROM unnest({', '.join(f'${i}::{_pg_array_type(c)}' for i, c in enumerate(COLUMNS, start=1))}) "
+    "ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING id"
 )
 _PG_SELECT = f"SELECT {_PG_COLUMN_LIST} FROM messages"
-_PG_SUPPRESSED = "SELECT email FROM suppressions WHERE org_id = $1 AND email = ANY($2::varchar[])"
+_PG_SUPPRESSED_MANY = (
+    "SELECT s.org_id, s.email FROM suppressions AS s "
+    "JOIN unnest($1::text[], $2::text[]) AS q(org_id, email) ON s.org_id = q.org_id AND s.email = q.email"
+)
 _PG_SUPPRESS = (
     "INSERT INTO suppressions (id, org_id, email, reason, note, created_at) VALUES ($1, $2, $3, $4, $5, $6) "
     "ON CONFLICT (org_id, email) DO NOTHING"
@@ -138,6 +239,9 @@ async def _nothing_to_reset(_connection) -> None:
 class PostgresSendLog:
     def __init__(self, pool):
         self._pool = pool
+        self._inserts: Batcher[SendLogRow, bool] = Batcher(self._insert_many)
+        self._suppression_checks: Batcher[tuple[str, list[str]], set[str]] = Batcher(self._suppressed_many)
+        self._updates: dict[tuple[str, ...], Batcher] = {}  # one per set of columns changed
 
     @classmethod
     async def connect(cls, dsn: str, *, max_size: int = 20, connect_timeout: float = 5.0) -> PostgresSendLog:
@@ -166,15 +270,46 @@ class PostgresSendLog:
         given = list(dict.fromkeys(emails))
         if not given:
             return set()
-        records = await self._pool.fetch(_PG_SUPPRESSED, org_id, sorted({e.lower() for e in given}))
-        return _matching(given, (r[0] for r in records))
+        found = await self._suppression_checks.submit((org_id, sorted({e.lower() for e in given})))
+        return _matching(given, found)
+
+    async def _suppressed_many(self, checks: list[tuple[str, list[str]]]) -> list[set[str]]:
+        orgs = [org_id for org_id, emails in checks for _ in emails]
+        emails = [email for _org_id, emails in checks for email in emails]
+        found = {(record[0], record[1]) for record in await self._pool.fetch(_PG_SUPPRESSED_MANY, orgs, emails)}
+        return [{email for email in emails if (org_id, email) in found} for org_id, emails in checks]
 
     async def insert(self, row: SendLogRow) -> bool:
-        status = await self._pool.execute(_PG_INSERT, *(_to_database(n, getattr(row, n)) for n in COLUMNS))
-        return status == "INSERT 0 1"
+        return await self._inserts.submit(row)
+
+    async def _insert_many(self, rows: list[SendLogRow]) -> list[bool]:
+        columns = [[_to_database(name, getattr(row, name)) for row in rows] for name in COLUMNS]
+        inserted = {record[0] for record in await self._pool.fetch(_PG_INSERT_MANY, *columns)}
+        return [row.id in inserted for row in rows]
 
     async def update(self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
-        return await self._update(self._pool, row_id, values, if_status=if_status)
+        if if_status is not None:  # a claim: rare, and its answer must be its own
+            return await self._update(self._pool, row_id, values, if_status=if_status)
+        names = tuple(values)
+        group = self._updates.get(names)
+        if group is None:
+            group = self._updates[names] = Batcher(
+                lambda batch: self._update_many(names, batch), key=lambda item: item[0]
+            )
+        return await group.submit((row_id, values))
+
+    async def _update_many(self, names: tuple[str, ...], batch: list[tuple[str, Mapping[str, Any]]]) -> list[bool]:
+        arrays = [[row_id for row_id, _ in batch]]
+        arrays += [[_to_database(name, values[name]) for _, values in batch] for name in names]
+        types = ["text[]", *(_pg_array_type(name) for name in names)]
+        sources = ", ".join(f"${i}::{kind}" for i, kind in enumerate(types, start=1))
+        statement = (
+            f"UPDATE messages AS m SET {', '.join(f'{_quoted(n)} = v.{_quoted(n)}' for n in names)} "
+            f"FROM unnest({sources}) AS v(id, {', '.join(_quoted(n) for n in names)}) "
+            "WHERE m.id = v.id RETURNING m.id"
+        )
+        updated = {record[0] for record in await self._pool.fetch(statement, *arrays)}
+        return [row_id in updated for row_id, _ in batch]
 
     async def record_bounces(
         self, row_id: str, values: Mapping[str, Any], *, org_id: str, emails: list[str], note: str
