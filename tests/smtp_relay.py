@@ -1,8 +1,12 @@
 """A real SMTP relay for the tests: aiosmtpd on loopback, in the tests' own event loop.
 
 It records every message it accepts (envelope and bytes) and can be told to misbehave the way real
-relays do: refuse recipients (5xx) or defer them (4xx), answer DATA with an error, drop the
-connection mid-session, or be down altogether. STARTTLS and AUTH use a certificate made here.
+relays do: refuse the sender or recipients (5xx) or defer them (4xx), answer DATA with an error, drop
+the connection mid-session, or be down altogether. STARTTLS and AUTH use a certificate made here.
+
+Like real relays it offers PIPELINING (RFC 2920) in its EHLO reply, which aiosmtpd by itself does not
+(it reads commands line by line from a stream, so pipelined commands work); `pipelining = False`
+makes it a server that does not offer it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ class Received:
 class Behaviour:
     """What the relay does; tests change it and `reset()` puts it back."""
 
+    pipelining: bool = True  # offer PIPELINING in the EHLO reply (to connections opened afterwards)
+    mail_reply: str | None = None  # e.g. "550 5.7.1 sender refused", "451 4.3.0 try later"
     refuse: dict[str, str] = field(default_factory=dict)  # RCPT address -> "550 5.1.1 …" or "451 …"
+    data_without_recipients: bool = False  # answer DATA with 354 even when every RCPT was refused
     data_reply: str | None = None  # e.g. "451 4.3.0 try later", "554 5.6.0 content refused"
     drop_at: str | None = None  # "mail", "rcpt" or "data" (after the message was sent, before the reply)
     delay_data: float = 0.0
@@ -44,10 +51,19 @@ class RecordingHandler:
     def __init__(self, relay: "SmtpTestRelay"):
         self.relay = relay
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname  # this hook must set it (aiosmtpd's handler documentation)
+        if self.relay.behaviour.pipelining:
+            responses.insert(-1, "250-PIPELINING")  # before the last line, "250 HELP"
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.relay.commands.append("MAIL")
         if self.relay.behaviour.drop_at == "mail":
             server.transport.abort()
             return "421 gone"
+        if self.relay.behaviour.mail_reply:
+            return self.relay.behaviour.mail_reply
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -58,6 +74,8 @@ class RecordingHandler:
             server.transport.abort()
             return "421 gone"
         if address in behaviour.refuse:
+            if behaviour.data_without_recipients:
+                envelope.rcpt_tos.append(_REFUSED)  # aiosmtpd answers DATA with 503 while this is empty
             return behaviour.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -71,8 +89,15 @@ class RecordingHandler:
             return "421 gone"
         if behaviour.data_reply:
             return behaviour.data_reply
-        self.relay.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        recipients = [address for address in envelope.rcpt_tos if address is not _REFUSED]
+        if not recipients:
+            self.relay.data_without_recipients.append(envelope.original_content)
+            return "554 5.5.1 Error: no valid recipients"
+        self.relay.received.append(Received(envelope.mail_from, recipients, envelope.original_content))
         return f"250 2.0.0 Ok: queued as Q{len(self.relay.received)}"
+
+
+_REFUSED = "<refused>"  # stands for a refused recipient in the envelope (`data_without_recipients`)
 
 
 def _free_port() -> int:
@@ -119,6 +144,8 @@ class SmtpTestRelay:
     ):
         self.port = _free_port()
         self.received: list[Received] = []
+        self.data_without_recipients: list[bytes] = []  # what came after a 354 given to nobody
+        self.commands: list[str] = []  # MAIL commands seen, one per transaction begun
         self.behaviour = Behaviour()
         self.sessions = 0  # connections opened: pooling means few
         self.logins: list[str] = []
@@ -173,8 +200,17 @@ class SmtpTestRelay:
             await self._server.wait_closed()
             self._server = None
 
+    def drop_connections(self) -> None:
+        """Close every open connection at once, as a relay does with idle ones, and stay up."""
+        for protocol in self._protocols:
+            if protocol.transport is not None:
+                protocol.transport.abort()
+        self._protocols.clear()
+
     def reset(self) -> None:
         self.received.clear()
+        self.data_without_recipients.clear()
+        self.commands.clear()
         self.behaviour = Behaviour()
 
 
