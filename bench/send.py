@@ -59,6 +59,13 @@ def _sink(port: int, counter) -> None:
     from aiosmtpd.smtp import SMTP
 
     class Sink:
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            # Offer PIPELINING, as Postfix, SES and other smarthosts do (aiosmtpd reads pipelined
+            # commands fine but does not say so by itself).
+            session.host_name = hostname
+            responses.insert(-1, "250-PIPELINING")
+            return responses
+
         async def handle_DATA(self, server, session, envelope):
             with counter.get_lock():
                 counter.value += 1
