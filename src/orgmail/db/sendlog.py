@@ -244,7 +244,7 @@ class PostgresSendLog:
         self._updates: dict[tuple[str, ...], Batcher] = {}  # one per set of columns changed
 
     @classmethod
-    async def connect(cls, dsn: str, *, max_size: int = 20, connect_timeout: float = 5.0) -> PostgresSendLog:
+    async def connect(cls, dsn: str, *, max_size: int = 10, connect_timeout: float = 5.0) -> PostgresSendLog:
         """A pool that opens its connections when first needed: the service starts, and answers 503,
         while the database is down."""
         import asyncpg
