@@ -60,3 +60,47 @@ def test_idn_domains_are_stored_as_lowercase_a_labels():
 def test_malformed_addresses_are_rejected(text):
     with pytest.raises(InvalidRequest):
         parse_email(text)
+
+
+# --- the bare-address fast path of parse_mailbox ----------------------------------------------------
+from orgmail import addresses  # noqa: E402
+
+_ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
+
+
+def _outcome(parse, text: str):
+    """What a parse gives: the Address, or the whole error a client would see."""
+    try:
+        return parse(text, field="to.0")
+    except InvalidRequest as error:
+        return (error.code, error.status, error.message, error.details)
+
+
+def _same_as_the_header_parser(text: str) -> None:
+    assert _outcome(parse_mailbox, text) == _outcome(addresses._parse_any_mailbox, text)
+
+
+@given(st.from_regex(addresses._BARE_ADDRESS, fullmatch=True))
+def test_fast_path_addresses_parse_as_the_header_parser_parses_them(text):
+    assert addresses._BARE_ADDRESS.fullmatch(text)
+    _same_as_the_header_parser(text)
+
+
+@given(st.emails())
+def test_generated_emails_parse_as_the_header_parser_parses_them(text):
+    _same_as_the_header_parser(text)
+
+
+@given(st.text(alphabet=_ATEXT + ".@ <>\"()[]\\:;,=?\t", max_size=60))
+def test_near_misses_parse_as_the_header_parser_parses_them(text):
+    _same_as_the_header_parser(text)
+
+
+@pytest.mark.parametrize("text", [
+    "customer1@example.net", "First.Last+tag@Sub.Example.CO.uk", "a@b", "x@-bad.com", "x@bad-.com",
+    "a..b@example.com", ".a@example.com", "a.@example.com", "a@example..com", "a@example.com.",
+    "=?utf-8?q?bob?=@example.com", "bob=x@example.com", "a" * 65 + "@example.com",
+    "a@" + "b" * 64 + ".com", "a@" + ".".join(["b" * 60] * 5), "a@localhost", "a@123.45.67.89",
+])
+def test_edge_addresses_parse_as_the_header_parser_parses_them(text):
+    _same_as_the_header_parser(text)
