@@ -62,7 +62,7 @@ def test_malformed_addresses_are_rejected(text):
         parse_email(text)
 
 
-# --- the bare-address fast path of parse_mailbox ----------------------------------------------------
+# --- the fast paths of parse_mailbox (bare and named ASCII addresses) -------------------------------
 from orgmail import addresses  # noqa: E402
 
 _ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
@@ -80,9 +80,9 @@ def _same_as_the_header_parser(text: str) -> None:
     assert _outcome(parse_mailbox, text) == _outcome(addresses._parse_any_mailbox, text)
 
 
-@given(st.from_regex(addresses._BARE_ADDRESS, fullmatch=True))
+@given(st.one_of(st.from_regex(addresses._BARE_ADDRESS, fullmatch=True),
+                 st.from_regex(addresses._NAMED_ADDRESS, fullmatch=True)))
 def test_fast_path_addresses_parse_as_the_header_parser_parses_them(text):
-    assert addresses._BARE_ADDRESS.fullmatch(text)
     _same_as_the_header_parser(text)
 
 
@@ -101,6 +101,10 @@ def test_near_misses_parse_as_the_header_parser_parses_them(text):
     "a..b@example.com", ".a@example.com", "a.@example.com", "a@example..com", "a@example.com.",
     "=?utf-8?q?bob?=@example.com", "bob=x@example.com", "a" * 65 + "@example.com",
     "a@" + "b" * 64 + ".com", "a@" + ".".join(["b" * 60] * 5), "a@localhost", "a@123.45.67.89",
+    "Bob <bob@example.net>", "Bob Smith <Bob.Smith@Example.NET>", "O'Brien-Smith <x@example.org>",
+    "Bob  Smith <bob@example.net>", " Bob <bob@example.net>", "Bob <bob@example.net> ", "Bob<bob@example.net>",
+    "J. Smith <j@example.net>", "=?utf-8?q?Bob?= <bob@example.net>", "Bob <bob@-x.com>", "Bob <a..b@example.com>",
+    "Bob <bob@localhost>", "Bob <Bob <bob@example.net>>", "bob@example.net <bob@example.net>",
 ])
 def test_edge_addresses_parse_as_the_header_parser_parses_them(text):
     _same_as_the_header_parser(text)
