@@ -81,7 +81,8 @@ def _parse_any_mailbox(text: str, *, field: str) -> Address:
         # The stdlib's RFC 5322 header parser (the modern one behind policy.default).
         header = email.policy.default.header_factory("to", text)
         parsed = header.addresses
-    except (IndexError, ValueError, TypeError, AttributeError):
+    except (IndexError, ValueError, TypeError, AttributeError, UnboundLocalError):
+        # The parser's own bugs on malformed input: UnboundLocalError for "0@[ " (CPython 3.11).
         parsed = ()
     if len(parsed) != 1 or not parsed[0].addr_spec or "@" not in parsed[0].addr_spec:
         raise _reject(field, text, "expected one address, as 'Name <local@domain>' or 'local@domain'")

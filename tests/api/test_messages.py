@@ -127,6 +127,7 @@ async def test_invalid_requests_are_400_with_a_field_path(sender, smtp_relay):
         ({"to": []}, "to"),
         ({"to": "not an address"}, "to.0"),
         ({"cc": ["x@y.org, z@y.org"]}, "cc.0"),
+        ({"bcc": ["0@[ "]}, "bcc.0"),  # crashes the stdlib's header parser
         ({"subject": "Hi\r\nBcc: victim@example.org"}, "subject"),
         ({"headers": {"X-Evil": "a\r\nBcc: victim@example.org"}}, "headers.X-Evil"),
         ({"headers": {"Bcc": "victim@example.org"}}, "headers.Bcc"),

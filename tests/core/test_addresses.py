@@ -51,6 +51,12 @@ def test_line_breaks_are_always_rejected(head, brk, tail):
         parse_email(f"a{head}{brk}{tail}@example.com")
 
 
+@pytest.mark.parametrize("text", ["0@[ ", "<0@[ ", "Bob <a@[ x>", ":0@[ "])
+def test_what_crashes_the_header_parser_is_invalid_request(text):
+    with pytest.raises(InvalidRequest):
+        parse_mailbox(text)
+
+
 def test_idn_domains_are_stored_as_lowercase_a_labels():
     assert parse_email("Jöran@BÜCHER.example").domain == "xn--bcher-kva.example"
     assert normalize_domain("Bücher.Example.") == "xn--bcher-kva.example"
