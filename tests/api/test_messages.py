@@ -6,10 +6,12 @@ import base64
 import email
 from email import policy
 
+import pytest
 from sqlalchemy import select
 
 from orgmail.db.tables import Message
 from orgmail.mail import dkim
+from tests.conftest import ADMIN_TOKEN
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -125,6 +127,7 @@ async def test_invalid_requests_are_400_with_a_field_path(sender, smtp_relay):
         ({"to": []}, "to"),
         ({"to": "not an address"}, "to.0"),
         ({"cc": ["x@y.org, z@y.org"]}, "cc.0"),
+        ({"bcc": ["0@[ "]}, "bcc.0"),  # crashes the stdlib's header parser
         ({"subject": "Hi\r\nBcc: victim@example.org"}, "subject"),
         ({"headers": {"X-Evil": "a\r\nBcc: victim@example.org"}}, "headers.X-Evil"),
         ({"headers": {"Bcc": "victim@example.org"}}, "headers.Bcc"),
@@ -212,6 +215,26 @@ async def test_other_org_cannot_see_or_send_as_us(sender, smtp_relay, relay_app,
     theirs = await stranger.call("/v1/mail/messages/send", _send_body(sender), headers={"Idempotency-Key": "shared"})
     assert mine.status_code == 200 and theirs.status_code == 400
     assert len(smtp_relay.received) == 2
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer nonsense", "Basic abc", "Bearer omk_01ABC_wrongsecret"])
+async def test_send_answers_401_for_a_missing_or_invalid_key(sender, smtp_relay, header):
+    headers = {"Authorization": header} if header else {}
+    response = await sender.http.post("/v1/mail/messages/send", json=_send_body(sender), headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"error": {"code": "unauthorized", "message": "A valid API key is required."}}
+    assert smtp_relay.received == []
+
+
+async def test_send_with_the_admin_token_names_the_org(sender, smtp_relay):
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    no_org = await sender.http.post("/v1/mail/messages/send", json=_send_body(sender), headers=admin)
+    assert no_org.status_code == 400 and no_org.json()["error"]["details"]["fields"][0]["path"] == "orgId"
+    unknown = await sender.http.post("/v1/mail/messages/send", json=_send_body(sender, orgId="org_nope"), headers=admin)
+    assert unknown.status_code == 404
+    sent = await sender.http.post("/v1/mail/messages/send", json=_send_body(sender, orgId=sender.org_id), headers=admin)
+    assert sent.status_code == 200 and sent.json()["message"]["orgId"] == sender.org_id
+    assert len(smtp_relay.received) == 1
 
 
 async def test_the_row_keeps_the_signed_bytes(sender, smtp_relay, relay_app):

@@ -51,6 +51,12 @@ def test_line_breaks_are_always_rejected(head, brk, tail):
         parse_email(f"a{head}{brk}{tail}@example.com")
 
 
+@pytest.mark.parametrize("text", ["0@[ ", "<0@[ ", "Bob <a@[ x>", ":0@[ "])
+def test_what_crashes_the_header_parser_is_invalid_request(text):
+    with pytest.raises(InvalidRequest):
+        parse_mailbox(text)
+
+
 def test_idn_domains_are_stored_as_lowercase_a_labels():
     assert parse_email("Jöran@BÜCHER.example").domain == "xn--bcher-kva.example"
     assert normalize_domain("Bücher.Example.") == "xn--bcher-kva.example"
@@ -60,3 +66,51 @@ def test_idn_domains_are_stored_as_lowercase_a_labels():
 def test_malformed_addresses_are_rejected(text):
     with pytest.raises(InvalidRequest):
         parse_email(text)
+
+
+# --- the fast paths of parse_mailbox (bare and named ASCII addresses) -------------------------------
+from orgmail import addresses  # noqa: E402
+
+_ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
+
+
+def _outcome(parse, text: str):
+    """What a parse gives: the Address, or the whole error a client would see."""
+    try:
+        return parse(text, field="to.0")
+    except InvalidRequest as error:
+        return (error.code, error.status, error.message, error.details)
+
+
+def _same_as_the_header_parser(text: str) -> None:
+    assert _outcome(parse_mailbox, text) == _outcome(addresses._parse_any_mailbox, text)
+
+
+@given(st.one_of(st.from_regex(addresses._BARE_ADDRESS, fullmatch=True),
+                 st.from_regex(addresses._NAMED_ADDRESS, fullmatch=True)))
+def test_fast_path_addresses_parse_as_the_header_parser_parses_them(text):
+    _same_as_the_header_parser(text)
+
+
+@given(st.emails())
+def test_generated_emails_parse_as_the_header_parser_parses_them(text):
+    _same_as_the_header_parser(text)
+
+
+@given(st.text(alphabet=_ATEXT + ".@ <>\"()[]\\:;,=?\t", max_size=60))
+def test_near_misses_parse_as_the_header_parser_parses_them(text):
+    _same_as_the_header_parser(text)
+
+
+@pytest.mark.parametrize("text", [
+    "customer1@example.net", "First.Last+tag@Sub.Example.CO.uk", "a@b", "x@-bad.com", "x@bad-.com",
+    "a..b@example.com", ".a@example.com", "a.@example.com", "a@example..com", "a@example.com.",
+    "=?utf-8?q?bob?=@example.com", "bob=x@example.com", "a" * 65 + "@example.com",
+    "a@" + "b" * 64 + ".com", "a@" + ".".join(["b" * 60] * 5), "a@localhost", "a@123.45.67.89",
+    "Bob <bob@example.net>", "Bob Smith <Bob.Smith@Example.NET>", "O'Brien-Smith <x@example.org>",
+    "Bob  Smith <bob@example.net>", " Bob <bob@example.net>", "Bob <bob@example.net> ", "Bob<bob@example.net>",
+    "J. Smith <j@example.net>", "=?utf-8?q?Bob?= <bob@example.net>", "Bob <bob@-x.com>", "Bob <a..b@example.com>",
+    "Bob <bob@localhost>", "Bob <Bob <bob@example.net>>", "bob@example.net <bob@example.net>",
+])
+def test_edge_addresses_parse_as_the_header_parser_parses_them(text):
+    _same_as_the_header_parser(text)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
-from orgmail.api.deps import AppSettings, Caller, DbSession, MailRelay, SendLogAccess, Vault, org_scope
+from orgmail.api.deps import Caller, DbSession, SendDeps, org_scope
 from orgmail.api.responses import errors
 from orgmail.api.schemas import (
     ByIdInput,
@@ -33,12 +33,7 @@ IdempotencyKeyHeader = Annotated[
 @router.post("/send", responses=errors(403, 404, 409, 422, 502))
 async def send(
     body: MailSendInput,
-    caller: Caller,
-    session: DbSession,
-    relay: MailRelay,
-    vault: Vault,
-    settings: AppSettings,
-    send_log: SendLogAccess,
+    context: SendDeps,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> MessageOut:
     """DKIM-sign and relay one message; answers the send-log row (`sent`).
@@ -46,7 +41,8 @@ async def send(
     503 `relay_unavailable` names the `failed` row in `details.messageId`: retry with the same
     idempotency key and the same message is relayed once. 502: the relay refused every recipient.
     """
-    org_id = await org_scope(session, caller, body.org_id)
+    session, settings = context.session, context.settings
+    org_id = await org_scope(session, context.caller, body.org_id)
     if body.idempotency_key and idempotency_key and body.idempotency_key != idempotency_key:
         raise InvalidRequest(
             "idempotencyKey and the Idempotency-Key header differ.",
@@ -57,14 +53,14 @@ async def send(
         org_id=org_id,
         request=_send_request(body),
         idempotency_key=body.idempotency_key or idempotency_key,
-        relay=relay,
-        vault=vault,
+        relay=context.relay,
+        vault=context.vault,
         limits=sending.Limits(
             max_recipients=settings.max_recipients,
             max_message_bytes=settings.max_message_bytes,
             relay_timeout_seconds=settings.relay_timeout_seconds,
         ),
-        log=send_log,
+        log=context.send_log,
     )
     return MessageOut(message=mail_message(row))
 
