@@ -496,6 +496,7 @@ def _envelope(row: SendLogRow) -> list[str]:
     return [email for email in dict.fromkeys(everyone) if email not in suppressed]
 
 
+@functools.lru_cache(maxsize=4096)  # a sender's From is the same on every send (~30 µs to parse)
 def _bare(formatted: str) -> str:
     return getaddresses([formatted])[0][1]
 
