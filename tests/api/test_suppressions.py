@@ -51,10 +51,9 @@ async def test_list_pages_with_the_cursor(tenant):
 
 
 async def test_matching_is_case_insensitive(app, tenant):
-    from orgmail.core.suppressions import suppressed_among
-
     await tenant.ok("/v1/mail/suppressions/add", {"email": "Mixed.Case@Example.com", "reason": "unsubscribe"})
-    async with app.state.session_factory() as session:
-        found = await suppressed_among(session, org_id=tenant.org_id, emails=["mixed.case@example.com", "MIXED.CASE@EXAMPLE.COM", "other@example.com"])
+    found = await app.state.send_log.suppressed_among(
+        org_id=tenant.org_id, emails=["mixed.case@example.com", "MIXED.CASE@EXAMPLE.COM", "other@example.com"]
+    )
     assert found == {"mixed.case@example.com", "MIXED.CASE@EXAMPLE.COM"}
     assert await tenant.ok("/v1/mail/suppressions/remove", {"email": "MIXED.case@example.com"}) == {"ok": True}

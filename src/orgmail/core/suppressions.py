@@ -63,18 +63,3 @@ async def remove_suppression(session: AsyncSession, *, org_id: str, email: str) 
         )
         if result.rowcount == 0:
             raise NotFound("That address is not on the suppression list.")
-
-
-async def suppressed_among(session: AsyncSession, *, org_id: str, emails: Iterable[str]) -> set[str]:
-    """The given addresses (as given) that are suppressed, matching case-insensitively."""
-    given = list(dict.fromkeys(emails))
-    if not given:
-        return set()
-    found = set(
-        await session.scalars(
-            select(Suppression.email).where(
-                Suppression.org_id == org_id, Suppression.email.in_({e.lower() for e in given})
-            )
-        )
-    )
-    return {email for email in given if email.lower() in found}
