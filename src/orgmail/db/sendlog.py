@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -343,11 +343,22 @@ _SUPPRESSIONS = Suppression.__table__
 
 
 class SqlAlchemySendLog:
-    def __init__(self, engine: AsyncEngine):
-        self._engine = engine
-        # Single statements are atomic on their own: no BEGIN/COMMIT round trips around them.
-        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    def __init__(self, engine: AsyncEngine, autocommit_engine: AsyncEngine):
+        self._engine = engine  # for the one transaction: an outcome with its bounce suppressions
+        # Single statements are atomic on their own: no BEGIN/COMMIT around them. An engine of its
+        # own, as switching a pooled connection to autocommit and back costs two more trips to
+        # aiosqlite's thread per statement.
+        self._autocommit_engine = autocommit_engine
         self._insert_ignoring = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        # Built once, values bound at execution: building a statement per call (and its cache key)
+        # cost more than running it.
+        self._insert_row = self._insert_ignoring(_MESSAGES).on_conflict_do_nothing(
+            index_elements=["org_id", "idempotency_key"]
+        )
+        self._suppressed = select(_SUPPRESSIONS.c.email).where(
+            _SUPPRESSIONS.c.org_id == bindparam("org_id"), _SUPPRESSIONS.c.email.in_(bindparam("emails", expanding=True))
+        )
+        self._updates: dict[tuple[str, ...], Any] = {}  # (if_status given?, column names) -> UPDATE
 
     async def find(self, *, org_id: str, idempotency_key: str) -> SendLogRow | None:
         return await self._one(
@@ -361,20 +372,14 @@ class SqlAlchemySendLog:
         given = list(dict.fromkeys(emails))
         if not given:
             return set()
-        query = select(_SUPPRESSIONS.c.email).where(
-            _SUPPRESSIONS.c.org_id == org_id, _SUPPRESSIONS.c.email.in_(sorted({e.lower() for e in given}))
-        )
+        parameters = {"org_id": org_id, "emails": sorted({e.lower() for e in given})}
         async with self._autocommit() as connection:
-            return _matching(given, (await connection.execute(query)).scalars())
+            return _matching(given, (await connection.execute(self._suppressed, parameters)).scalars())
 
     async def insert(self, row: SendLogRow) -> bool:
-        statement = (
-            self._insert_ignoring(_MESSAGES)
-            .values({name: getattr(row, name) for name in COLUMNS})
-            .on_conflict_do_nothing(index_elements=["org_id", "idempotency_key"])
-        )
         async with self._autocommit() as connection:
-            return (await connection.execute(statement)).rowcount == 1
+            result = await connection.execute(self._insert_row, {name: getattr(row, name) for name in COLUMNS})
+            return result.rowcount == 1
 
     async def update(self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
         async with self._autocommit() as connection:
@@ -393,12 +398,16 @@ class SqlAlchemySendLog:
                     )
                 )
 
-    @staticmethod
-    async def _update(connection, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
-        statement = update(_MESSAGES).where(_MESSAGES.c.id == row_id).values(dict(values))
-        if if_status is not None:
-            statement = statement.where(_MESSAGES.c.status == if_status)
-        return (await connection.execute(statement)).rowcount == 1
+    async def _update(self, connection, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
+        shape = (if_status is not None, *values)
+        statement = self._updates.get(shape)
+        if statement is None:
+            statement = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("row_id"))
+            if if_status is not None:
+                statement = statement.where(_MESSAGES.c.status == bindparam("if_status"))
+            statement = self._updates[shape] = statement.values({name: bindparam(name) for name in values})
+        result = await connection.execute(statement, {"row_id": row_id, "if_status": if_status, **values})
+        return result.rowcount == 1
 
     async def _one(self, query) -> SendLogRow | None:
         async with self._autocommit() as connection:
@@ -409,14 +418,16 @@ class SqlAlchemySendLog:
         return self._autocommit_engine.connect()
 
     async def close(self) -> None:
-        return None
+        await self._autocommit_engine.dispose()
 
 
 async def open_send_log(database_url: str, engine: AsyncEngine) -> SendLog:
-    """asyncpg for PostgreSQL, SQLAlchemy Core on `engine` for anything else."""
+    """asyncpg for PostgreSQL, SQLAlchemy Core for anything else (`engine` is the service's own)."""
     if engine.dialect.name == "postgresql":
         dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
         return await PostgresSendLog.connect(dsn)
-    return SqlAlchemySendLog(engine)
+    from orgmail.db.session import create_engine
+
+    return SqlAlchemySendLog(engine, create_engine(database_url, isolation_level="AUTOCOMMIT"))
 
 

@@ -9,9 +9,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def create_engine(database_url: str, **options) -> AsyncEngine:
+    """`options` go to SQLAlchemy's create_async_engine (e.g. isolation_level="AUTOCOMMIT")."""
     if database_url.startswith("sqlite"):
-        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(database_url, connect_args={"timeout": 30}, **options)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -30,7 +31,7 @@ def create_engine(database_url: str) -> AsyncEngine:
     # Short connect and pool timeouts: an outage answers 503 in seconds instead of hanging clients.
     return create_async_engine(
         database_url, pool_size=10, max_overflow=10, pool_recycle=1800,
-        pool_timeout=10, connect_args={"timeout": 5},
+        pool_timeout=10, connect_args={"timeout": 5}, **options,
     )
 
 
