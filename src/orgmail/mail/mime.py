@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from orgmail.addresses import Address
 
+
 class _Compat32(policy.Compat32):
     """compat32, minus its cost for the common header field: one short line of printable ASCII.
 
