@@ -292,8 +292,9 @@ async def relay_and_record(log: SendLog, *, row: SendLogRow, relay: Relay, recip
     try:
         result = await relay.send(sender=_bare(row.from_address), recipients=recipients, message=row.raw)
     except RelayTemporaryFailure as exc:
-        await _record_durably(lambda: _store_failure(log, row, code="relay_unavailable", reason=str(exc)))
-        raise RelayUnavailable(details={"messageId": row.id, "reason": str(exc)}) from None
+        reason = str(exc)
+        await _record_durably(lambda: _store_failure(log, row, code="relay_unavailable", reason=reason))
+        raise RelayUnavailable(details={"messageId": row.id, "reason": reason}) from None
     except Exception:
         # Not the relay's answer but our own failure: the relay did not take the message either.
         await _record_durably(lambda: _store_failure(log, row, code="internal_error", reason="internal error while relaying"))

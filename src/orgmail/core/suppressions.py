@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import parse_email
 from orgmail.core.pages import Page, newest_first
+from orgmail.db.sendlog import suppression_rows, suppressions_insert
 from orgmail.db.tables import Suppression
 from orgmail.errors import NotFound
-from orgmail.ids import new_id
 
 
 async def add_suppression(
@@ -35,17 +33,10 @@ async def add_suppression(
 async def insert_suppressions(
     session: AsyncSession, *, org_id: str, emails: Iterable[str], reason: str, note: str | None = None
 ) -> None:
-    """Insert-or-ignore, safe under concurrent sends that bounce on the same address."""
-    rows = [
-        dict(id=new_id("sup"), org_id=org_id, email=email, reason=reason, note=note)
-        for email in dict.fromkeys(email.lower() for email in emails)
-    ]
-    if not rows:
-        return
-    dialect = session.bind.dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(Suppression).values(rows).on_conflict_do_nothing(index_elements=["org_id", "email"])
-    await session.execute(statement)
+    """Insert-or-ignore, safe under concurrent requests that suppress the same address."""
+    rows = suppression_rows(org_id, emails, reason=reason, note=note)
+    if rows:
+        await session.execute(suppressions_insert(session.bind.dialect.name, rows))
 
 
 async def list_suppressions(

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+import asyncpg
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -62,9 +65,11 @@ class SendLogRow:
     sent_at: datetime | None
 
 
+_MESSAGES = Message.__table__
+_SUPPRESSIONS = Suppression.__table__
 COLUMNS = tuple(f.name for f in fields(SendLogRow))
 JSON_COLUMNS = frozenset({"to", "cc", "bcc", "reply_to", "suppressed_recipients", "rejected_recipients", "tags"})
-assert set(COLUMNS) == {c.key for c in Message.__table__.columns}, "SendLogRow must mirror the messages table"
+assert set(COLUMNS) == {c.key for c in _MESSAGES.columns}, "SendLogRow must mirror the messages table"
 
 
 class SendLog(Protocol):
@@ -90,12 +95,19 @@ class SendLog(Protocol):
     async def close(self) -> None: ...
 
 
-def _suppression_rows(org_id: str, emails: Iterable[str], note: str) -> list[dict[str, Any]]:
+def suppression_rows(org_id: str, emails: Iterable[str], *, reason: str, note: str | None) -> list[dict[str, Any]]:
+    """One `suppressions` row per address, lower-cased and each once."""
     now = utcnow()
     return [
-        dict(id=new_id("sup"), org_id=org_id, email=email, reason="bounce", note=note, created_at=now)
+        dict(id=new_id("sup"), org_id=org_id, email=email, reason=reason, note=note, created_at=now)
         for email in dict.fromkeys(e.lower() for e in emails)
     ]
+
+
+def suppressions_insert(dialect_name: str, rows: list[dict[str, Any]]):
+    """Insert-or-ignore, safe under concurrent sends that bounce on the same address (SQLAlchemy)."""
+    insert = pg_insert if dialect_name == "postgresql" else sqlite_insert
+    return insert(_SUPPRESSIONS).values(rows).on_conflict_do_nothing(index_elements=["org_id", "email"])
 
 
 def _matching(given: Iterable[str], found: Iterable[str]) -> set[str]:
@@ -130,7 +142,7 @@ class Batcher(Generic[Item, Result]):
         self._write_many = write_many
         self._max_batch = max_batch
         self._key = key  # two items with one key never share a batch (two UPDATEs of one row)
-        self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._writer: asyncio.Task | None = None
 
     async def submit(self, item: Item) -> Result:
@@ -144,7 +156,7 @@ class Batcher(Generic[Item, Result]):
         batch, keys = [], set()
         while self._queue and len(batch) < self._max_batch and self._key(self._queue[0][0]) not in keys:
             keys.add(self._key(self._queue[0][0]))
-            batch.append(self._queue.pop(0))
+            batch.append(self._queue.popleft())
         return batch
 
     async def _drain(self) -> None:
@@ -197,16 +209,17 @@ _PG_ARRAY_TYPES = {"VARCHAR": "text[]", "TEXT": "text[]", "JSON": "json[]", "INT
 
 
 def _pg_array_type(name: str) -> str:
-    from sqlalchemy.dialects import postgresql
-
-    declared = Message.__table__.c[name].type.compile(dialect=postgresql.dialect())
+    declared = _MESSAGES.c[name].type.compile(dialect=postgresql.dialect())
     return _PG_ARRAY_TYPES[declared.split("(")[0]]
+
+
+_PG_ARRAY_TYPE = {name: _pg_array_type(name) for name in COLUMNS}
 
 
 _PG_COLUMN_LIST = ", ".join(_quoted(c) for c in COLUMNS)
 _PG_INSERT_MANY = (
     f"INSERT INTO messages ({_PG_COLUMN_LIST}) "
-    f"SELECT * FROM unnest({', '.join(f'${i}::{_pg_array_type(c)}' for i, c in enumerate(COLUMNS, start=1))}) "
+    f"SELECT * FROM unnest({', '.join(f'${i}::{_PG_ARRAY_TYPE[c]}' for i, c in enumerate(COLUMNS, start=1))}) "
     "ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING id"
 )
 _PG_SELECT = f"SELECT {_PG_COLUMN_LIST} FROM messages"
@@ -218,6 +231,16 @@ _PG_SUPPRESS = (
     "INSERT INTO suppressions (id, org_id, email, reason, note, created_at) VALUES ($1, $2, $3, $4, $5, $6) "
     "ON CONFLICT (org_id, email) DO NOTHING"
 )
+
+
+def _pg_update_many(names: tuple[str, ...]) -> str:
+    """UPDATE of `names` for many rows at once: ids and new values as parallel arrays."""
+    sources = ", ".join(f"${i}::{kind}" for i, kind in enumerate(["text[]", *(_PG_ARRAY_TYPE[n] for n in names)], start=1))
+    return (
+        f"UPDATE messages AS m SET {', '.join(f'{_quoted(n)} = v.{_quoted(n)}' for n in names)} "
+        f"FROM unnest({sources}) AS v(id, {', '.join(_quoted(n) for n in names)}) "
+        "WHERE m.id = v.id RETURNING m.id"
+    )
 
 
 def _to_database(name: str, value: Any) -> Any:
@@ -247,8 +270,6 @@ class PostgresSendLog:
     async def connect(cls, dsn: str, *, max_size: int = 10, connect_timeout: float = 5.0) -> PostgresSendLog:
         """A pool that opens its connections when first needed: the service starts, and answers 503,
         while the database is down."""
-        import asyncpg
-
         pool = asyncpg.create_pool(
             dsn, min_size=0, max_size=max_size, max_inactive_connection_lifetime=300,
             reset=_nothing_to_reset, timeout=connect_timeout,
@@ -293,21 +314,17 @@ class PostgresSendLog:
         names = tuple(values)
         group = self._updates.get(names)
         if group is None:
+            statement = _pg_update_many(names)
             group = self._updates[names] = Batcher(
-                lambda batch: self._update_many(names, batch), key=lambda item: item[0]
+                lambda batch: self._update_many(statement, names, batch), key=lambda item: item[0]
             )
         return await group.submit((row_id, values))
 
-    async def _update_many(self, names: tuple[str, ...], batch: list[tuple[str, Mapping[str, Any]]]) -> list[bool]:
+    async def _update_many(
+        self, statement: str, names: tuple[str, ...], batch: list[tuple[str, Mapping[str, Any]]]
+    ) -> list[bool]:
         arrays = [[row_id for row_id, _ in batch]]
         arrays += [[_to_database(name, values[name]) for _, values in batch] for name in names]
-        types = ["text[]", *(_pg_array_type(name) for name in names)]
-        sources = ", ".join(f"${i}::{kind}" for i, kind in enumerate(types, start=1))
-        statement = (
-            f"UPDATE messages AS m SET {', '.join(f'{_quoted(n)} = v.{_quoted(n)}' for n in names)} "
-            f"FROM unnest({sources}) AS v(id, {', '.join(_quoted(n) for n in names)}) "
-            "WHERE m.id = v.id RETURNING m.id"
-        )
         updated = {record[0] for record in await self._pool.fetch(statement, *arrays)}
         return [row_id in updated for row_id, _ in batch]
 
@@ -317,7 +334,7 @@ class PostgresSendLog:
         async with self._pool.acquire() as connection, connection.transaction():
             await self._update(connection, row_id, values)
             await connection.executemany(
-                _PG_SUPPRESS, [tuple(r.values()) for r in _suppression_rows(org_id, emails, note)]
+                _PG_SUPPRESS, [tuple(r.values()) for r in suppression_rows(org_id, emails, reason="bounce", note=note)]
             )
 
     @staticmethod
@@ -338,8 +355,6 @@ class PostgresSendLog:
 
 
 # --- any SQLAlchemy database (SQLite): Core statements -------------------------------------------
-_MESSAGES = Message.__table__
-_SUPPRESSIONS = Suppression.__table__
 
 
 class SqlAlchemySendLog:
@@ -390,13 +405,9 @@ class SqlAlchemySendLog:
     ) -> None:
         async with self._engine.begin() as connection:
             await self._update(connection, row_id, values)
-            rows = _suppression_rows(org_id, emails, note)
+            rows = suppression_rows(org_id, emails, reason="bounce", note=note)
             if rows:
-                await connection.execute(
-                    self._insert_ignoring(_SUPPRESSIONS).values(rows).on_conflict_do_nothing(
-                        index_elements=["org_id", "email"]
-                    )
-                )
+                await connection.execute(suppressions_insert(self._engine.dialect.name, rows))
 
     async def _update(self, connection, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
         shape = (if_status is not None, *values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -48,8 +49,6 @@ def is_connection_failure(exc: BaseException) -> bool:
     """The database cannot be reached or dropped the connection (not a refused statement): worth a
     retry later, and a 503 now. Covers SQLAlchemy's wrapped errors and asyncpg's own (the send log's
     hot path runs on asyncpg directly)."""
-    import asyncpg
-
     if isinstance(exc, (OperationalError, InterfaceError)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
