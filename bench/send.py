@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -95,15 +96,21 @@ def openssl_speed() -> float | None:
 
 
 def message_bytes(domain: str) -> bytes:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from orgmail.addresses import parse_mailbox
     from orgmail.mail import mime
 
-    return mime.build(mime.Draft(
-        sender=parse_mailbox(f"Shop <orders@{domain}>"), to=[parse_mailbox("customer@example.net")],
-        subject="Your order has shipped", message_id=f"<bench@{domain}>", date=datetime.now(timezone.utc), text=TEXT,
-    ))
+    return mime.build(
+        mime.Draft(
+            sender=parse_mailbox(f"Shop <orders@{domain}>"),
+            to=[parse_mailbox("customer@example.net")],
+            subject="Your order has shipped",
+            message_id=f"<bench@{domain}>",
+            date=datetime.now(UTC),
+            text=TEXT,
+        )
+    )
 
 
 def sign_rates(seconds: float = 3.0) -> dict[str, float]:
@@ -134,12 +141,20 @@ def sign_rates(seconds: float = 3.0) -> dict[str, float]:
     from cryptography.hazmat.primitives.asymmetric import padding
 
     return {
-        "cryptography RSA-2048 sign/s": rate(lambda: keys[0].private_key.sign(b"x" * 32, padding.PKCS1v15(), hashes.SHA256())),
+        "cryptography RSA-2048 sign/s": rate(
+            lambda: keys[0].private_key.sign(b"x" * 32, padding.PKCS1v15(), hashes.SHA256())
+        ),
         "orgmail dkim.sign RSA+Ed25519 messages/s": rate(lambda: dkim.sign(message, domain="bench.example", keys=keys)),
-        "dkimpy dkim.sign RSA messages/s": rate(lambda: dkimpy.sign(
-            message, keys[0].selector.encode(), b"bench.example", rsa_pem,
-            canonicalize=(b"relaxed", b"relaxed"), include_headers=[b"from", b"to", b"subject", b"date", b"message-id"],
-        )),
+        "dkimpy dkim.sign RSA messages/s": rate(
+            lambda: dkimpy.sign(
+                message,
+                keys[0].selector.encode(),
+                b"bench.example",
+                rsa_pem,
+                canonicalize=(b"relaxed", b"relaxed"),
+                include_headers=[b"from", b"to", b"subject", b"date", b"message-id"],
+            )
+        ),
     }
 
 
@@ -179,7 +194,9 @@ async def provision(env: dict[str, str]) -> tuple[str, str]:
         async with create_session_factory(engine)() as session:
             org = await orgs.create_org(session, name="Bench")
             _row, key = await orgs.create_api_key(session, org_id=org.id)
-            domain = await domains.add_domain(session, org_id=org.id, name="bench.example", vault=KeyVault(settings.secret_key))
+            domain = await domains.add_domain(
+                session, org_id=org.id, name="bench.example", vault=KeyVault(settings.secret_key)
+            )
             await domains.mark_verified(session, org_id=org.id, domain_id=domain.id)
     finally:
         await engine.dispose()
@@ -256,8 +273,12 @@ def machine_busy_seconds() -> tuple[float, float]:
 
 # --- load -----------------------------------------------------------------------------------------
 def send_body(domain: str, n: int) -> dict:
-    return {"from": f"Shop <orders@{domain}>", "to": f"customer{n}@example.net",
-            "subject": "Your order has shipped", "text": TEXT}
+    return {
+        "from": f"Shop <orders@{domain}>",
+        "to": f"customer{n}@example.net",
+        "subject": "Your order has shipped",
+        "text": TEXT,
+    }
 
 
 WRK_SCRIPT = r"""
@@ -287,8 +308,10 @@ end
 def require_wrk() -> str:
     path = shutil.which("wrk")
     if path is None:
-        sys.exit("bench/send.py needs wrk for the flat-out run (a Python client would eat a core of the two):\n"
-                 "  Debian/Ubuntu: apt-get install wrk    macOS: brew install wrk    source: https://github.com/wg/wrk")
+        sys.exit(
+            "bench/send.py needs wrk for the flat-out run (a Python client would eat a core of the two):\n"
+            "  Debian/Ubuntu: apt-get install wrk    macOS: brew install wrk    source: https://github.com/wg/wrk"
+        )
     return path
 
 
@@ -359,8 +382,10 @@ async def fixed_rate(port: int, key: str, domain: str, rate: float, seconds: flo
     failures: dict = {}
     idle: list[_HttpConnection] = []
     slots = asyncio.Semaphore(in_flight)
-    head = (f"POST /v1/mail/messages/send HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n").encode()
+    head = (
+        f"POST /v1/mail/messages/send HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+    ).encode()
 
     def raw_request(n: int) -> bytes:
         body = json.dumps(send_body(domain, n), separators=(",", ":")).encode()
@@ -394,16 +419,24 @@ async def fixed_rate(port: int, key: str, domain: str, rate: float, seconds: flo
     elapsed = time.perf_counter() - begin
     for connection in idle:
         connection.transport.close()
-    return {"offered_per_s": rate, "achieved_per_s": round(total / elapsed, 1), **_percentiles(latencies),
-            "failures": failures,
-            "load_generator_cpu_ms_per_send": round((time.process_time() - cpu_before) * 1000 / total, 2)}
+    return {
+        "offered_per_s": rate,
+        "achieved_per_s": round(total / elapsed, 1),
+        **_percentiles(latencies),
+        "failures": failures,
+        "load_generator_cpu_ms_per_send": round((time.process_time() - cpu_before) * 1000 / total, 2),
+    }
 
 
 def _percentiles(latencies: list[float]) -> dict:
     ordered = sorted(latencies)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return {"p50_ms": round(pick(0.50), 1), "p99_ms": round(pick(0.99), 1), "max_ms": round(ordered[-1] * 1000, 1),
-            "mean_ms": round(statistics.fmean(ordered) * 1000, 1)}
+    return {
+        "p50_ms": round(pick(0.50), 1),
+        "p99_ms": round(pick(0.99), 1),
+        "max_ms": round(ordered[-1] * 1000, 1),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 1),
+    }
 
 
 async def run_one(kind: str, args) -> dict:
@@ -427,8 +460,18 @@ async def run_one(kind: str, args) -> dict:
     try:
         key, domain = await provision(env)
         server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "orgmail"), "serve", "--port", str(http_port), "--workers", str(args.workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=(data_dir / "server.log").open("wb"), start_new_session=True,
+            [
+                str(Path(sys.executable).parent / "orgmail"),
+                "serve",
+                "--port",
+                str(http_port),
+                "--workers",
+                str(args.workers),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(data_dir / "server.log").open("wb"),
+            start_new_session=True,
         )
         base = f"http://127.0.0.1:{http_port}"
         async with httpx.AsyncClient(base_url=base) as probe:
@@ -443,10 +486,20 @@ async def run_one(kind: str, args) -> dict:
         load = dict(concurrency=args.concurrency, script=script)
         await asyncio.to_thread(flat_out, base, key, domain, seconds=3, **load)  # warm-up: pools, caches
         service_pids = process_tree(server.pid)
-        before = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), cpu_by_pid(postgres_pids()), machine_busy_seconds())
+        before = (
+            cpu_seconds(service_pids),
+            cpu_seconds([sink.pid]),
+            cpu_by_pid(postgres_pids()),
+            machine_busy_seconds(),
+        )
         sunk_before = delivered.value
         throughput = await asyncio.to_thread(flat_out, base, key, domain, seconds=args.duration, **load)
-        after = (cpu_seconds(service_pids), cpu_seconds([sink.pid]), cpu_by_pid(postgres_pids()), machine_busy_seconds())
+        after = (
+            cpu_seconds(service_pids),
+            cpu_seconds([sink.pid]),
+            cpu_by_pid(postgres_pids()),
+            machine_busy_seconds(),
+        )
         throughput["relay_received"] = delivered.value - sunk_before
         sends = max(1, throughput["sends"])
         per_send = lambda seconds: round(seconds * 1000 / sends, 2)  # noqa: E731
@@ -461,8 +514,13 @@ async def run_one(kind: str, args) -> dict:
         throughput["machine_idle_percent"] = round(100 * idle / max(busy + idle, 1e-9), 1)
         await asyncio.sleep(1)  # let the flat-out backlog drain
         latency = await fixed_rate(http_port, key, domain, args.rate, args.seconds)
-        return {"database": kind, "workers": args.workers, "throughput": throughput,
-                f"latency_at_{args.rate:g}_per_s": latency, "peak_rss_mb": round(peak_rss_mb(server.pid), 1)}
+        return {
+            "database": kind,
+            "workers": args.workers,
+            "throughput": throughput,
+            f"latency_at_{args.rate:g}_per_s": latency,
+            "peak_rss_mb": round(peak_rss_mb(server.pid), 1),
+        }
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -480,7 +538,9 @@ async def main() -> None:
     parser.add_argument("--db", choices=["postgresql", "sqlite", "both"], default="both")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=float, default=20, help="seconds of the flat-out run (wrk)")
-    parser.add_argument("--concurrency", type=int, default=64, help="connections (requests in flight) in the flat-out run")
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="connections (requests in flight) in the flat-out run"
+    )
     parser.add_argument("--rate", type=float, default=200, help="sends/s offered in the latency run")
     parser.add_argument("--seconds", type=float, default=10, help="length of the latency run")
     parser.add_argument("--pool", type=int, default=4, help="SMTP connections per worker")
@@ -488,8 +548,9 @@ async def main() -> None:
     args = parser.parse_args()
     require_wrk()
 
-    report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                                "load_average_at_start": os.getloadavg()}}
+    report: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "load_average_at_start": os.getloadavg()}
+    }
     report["openssl speed rsa2048 sign/s (1 core)"] = openssl_speed()
     report.update({k: round(v, 1) for k, v in sign_rates().items()})
     kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]

@@ -11,7 +11,7 @@ import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,10 @@ from orgmail.db.session import upgrade_database
 from orgmail.db.tables import Domain
 from orgmail.ids import new_id
 from tests.dns_server import AuthoritativeDnsServer
+from tests.smtp_relay import SmtpTestRelay
+
+# The SMTP relay fixtures (`smtp_relay_server`, `smtp_relay`) live beside the relay they start.
+pytest_plugins = ["tests.smtp_relay"]
 
 POSTGRES_ADMIN_URL = os.environ.get("ORGMAIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
@@ -113,8 +117,11 @@ class Tenant:
     http: httpx.AsyncClient
 
     async def call(self, path: str, body: dict | None = None, **kwargs) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json",
-                   **kwargs.pop("headers", {})}
+        headers = {
+            "Authorization": f"Bearer {self.key}",
+            "Content-Type": "application/json",
+            **kwargs.pop("headers", {}),
+        }
         # json.dumps escapes to ASCII, so even lone surrogates travel as valid JSON (\ud800).
         content = json.dumps(body if body is not None else {})
         return await self.http.post(path, content=content, headers=headers, **kwargs)
@@ -165,15 +172,12 @@ async def verified_domain(app, tenant) -> str:
 
 
 # --- sending: a second app whose relay is a real SMTP server (tests/smtp_relay.py) -----------------
-from dataclasses import replace as _replace  # noqa: E402
-
-from tests.smtp_relay import SmtpTestRelay, smtp_relay, smtp_relay_server  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
 async def relay_app(settings, smtp_relay_server: SmtpTestRelay):
     """Same database as `app`, but relaying to the loopback SMTP server (short timeout for the tests)."""
-    application = create_app(_replace(settings, relay_url=smtp_relay_server.url, relay_timeout_seconds=5.0))
+    application = create_app(replace(settings, relay_url=smtp_relay_server.url, relay_timeout_seconds=5.0))
     async with application.router.lifespan_context(application):
         yield application
 

@@ -122,7 +122,7 @@ class AuthoritativeDnsServer:
     @staticmethod
     def _txt(value: str) -> dns.rdtypes.ANY.TXT.TXT:
         data = value.encode()
-        strings = [data[i:i + TXT_STRING_MAX] for i in range(0, len(data), TXT_STRING_MAX)] or [b""]
+        strings = [data[i : i + TXT_STRING_MAX] for i in range(0, len(data), TXT_STRING_MAX)] or [b""]
         return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, strings)
 
     # --- running ------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class Behaviour:
 
 
 class RecordingHandler:
-    def __init__(self, relay: "SmtpTestRelay"):
+    def __init__(self, relay: SmtpTestRelay):
         self.relay = relay
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -110,7 +110,7 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and localhost: (certificate, key) PEM files."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orgmail test relay")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -174,7 +174,9 @@ class SmtpTestRelay:
         if self._tls_context is not None and not self._implicit_tls:
             kwargs.update(tls_context=self._tls_context, require_starttls=True)
         if self._credentials is not None:
-            kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=self._tls_context is not None)
+            kwargs.update(
+                authenticator=self._authenticate, auth_required=True, auth_require_tls=self._tls_context is not None
+            )
         protocol = SMTP(RecordingHandler(self), hostname="relay.test", **kwargs)
         self._protocols.append(protocol)
         return protocol

@@ -13,7 +13,8 @@ MARKER = re.compile(rb"^(<{7} |={7}$|>{7} )", re.MULTILINE)
 def test_no_conflict_markers_in_tracked_files():
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
     offenders = [
-        name for name in tracked.decode().split("\0")
+        name
+        for name in tracked.decode().split("\0")
         if name and (ROOT / name).is_file() and MARKER.search((ROOT / name).read_bytes())
     ]
     assert offenders == []

@@ -44,10 +44,15 @@ async def test_sigterm_finishes_the_send_in_flight_then_exits(tmp_path):
     await relay.start()
     relay.behaviour.delay_data = 2.0  # the send is still in flight when the signal arrives
     port = _free_port()
-    env = {**os.environ, "ORGMAIL_DATA_DIR": str(tmp_path), "ORGMAIL_ADMIN_TOKEN": ADMIN,
-           "ORGMAIL_RELAY_URL": relay.url}
-    process = subprocess.Popen([str(BIN / "orgmail"), "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "ORGMAIL_DATA_DIR": str(tmp_path),
+        "ORGMAIL_ADMIN_TOKEN": ADMIN,
+        "ORGMAIL_RELAY_URL": relay.url,
+    }
+    process = subprocess.Popen(
+        [str(BIN / "orgmail"), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         await _wait_until_up(base, process)
@@ -56,14 +61,29 @@ async def test_sigterm_finishes_the_send_in_flight_then_exits(tmp_path):
             org = (await http.post("/v1/admin/orgs/create", json={"name": "Shutdown"}, headers=admin)).json()["org"]
             key = (await http.post("/v1/admin/keys/create", json={"orgId": org["id"]}, headers=admin)).json()["key"]
             caller = {"Authorization": f"Bearer {key}"}
-            domain = (await http.post("/v1/mail/domains/add", json={"name": "shutdown.example.com"}, headers=caller)).json()["domain"]
-            marked = subprocess.run([str(BIN / "orgmail"), "domain", "mark-verified", domain["id"], "--org", org["id"]],
-                                    env=env, capture_output=True, text=True)
+            domain = (
+                await http.post("/v1/mail/domains/add", json={"name": "shutdown.example.com"}, headers=caller)
+            ).json()["domain"]
+            marked = subprocess.run(
+                [str(BIN / "orgmail"), "domain", "mark-verified", domain["id"], "--org", org["id"]],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             assert marked.returncode == 0, marked.stderr
 
-            send = asyncio.create_task(http.post("/v1/mail/messages/send", headers=caller, json={
-                "from": "shop@shutdown.example.com", "to": "customer@example.net",
-                "subject": "Still delivered", "text": "Sent while the service stops."}))
+            send = asyncio.create_task(
+                http.post(
+                    "/v1/mail/messages/send",
+                    headers=caller,
+                    json={
+                        "from": "shop@shutdown.example.com",
+                        "to": "customer@example.net",
+                        "subject": "Still delivered",
+                        "text": "Sent while the service stops.",
+                    },
+                )
+            )
             while not relay.received and relay.sessions == 0:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.3)

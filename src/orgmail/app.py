@@ -25,8 +25,8 @@ from orgmail.api.deps import ApiKeyCache
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
 from orgmail.api.ratelimit import RateLimit
-from orgmail.core.mailboxes import tidy_periodically
 from orgmail.config import Settings, load_settings
+from orgmail.core.mailboxes import tidy_periodically
 from orgmail.core.sending import fail_unfinished_sends
 from orgmail.db.sendlog import open_send_log
 from orgmail.db.session import create_engine, create_session_factory, ping
@@ -44,11 +44,12 @@ CONSOLE_DIR = Path(__file__).parent / "console"
 
 def _metrics(app: FastAPI) -> None:
     registry = CollectorRegistry()
-    requests = Counter(
-        "orgmail_http_requests", "HTTP requests answered", ["path", "status"], registry=registry
-    )
+    requests = Counter("orgmail_http_requests", "HTTP requests answered", ["path", "status"], registry=registry)
     latency = Histogram(
-        "orgmail_http_request_seconds", "HTTP request latency", ["path"], registry=registry,
+        "orgmail_http_request_seconds",
+        "HTTP request latency",
+        ["path"],
+        registry=registry,
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     )
     app.state.metrics_registry = registry
@@ -87,8 +88,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI documents 422 for validation; we answer 400 `invalid_request`, so say that instead."""
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title="orgmail", version=__version__, routes=app.routes,
-                         description="Transactional email and mailbox provisioning behind one JSON API.")
+    schema = get_openapi(
+        title="orgmail",
+        version=__version__,
+        routes=app.routes,
+        description="Transactional email and mailbox provisioning behind one JSON API.",
+    )
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.get("responses", {})
@@ -117,9 +122,7 @@ async def _settle_unfinished_sends(app: FastAPI, settings: Settings) -> None:
     """Rows a previous run left `queued` (DESIGN.md §5); a database that is not up yet is not fatal."""
     try:
         async with app.state.session_factory() as session:
-            count = await fail_unfinished_sends(
-                session, older_than=timedelta(seconds=settings.relay_timeout_seconds)
-            )
+            count = await fail_unfinished_sends(session, older_than=timedelta(seconds=settings.relay_timeout_seconds))
     except Exception as exc:  # the service must start (and answer 503) even with the database down
         log.warning("could not settle unfinished sends at start: %s", exc.__class__.__name__)
         return
@@ -144,8 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()  # garbage of the start-up itself is not worth keeping forever
         gc.freeze()
         purger = asyncio.create_task(
-            tidy_periodically(app.state.session_factory, store=app.state.store,
-                              interval_seconds=settings.purge_interval_seconds)
+            tidy_periodically(
+                app.state.session_factory, store=app.state.store, interval_seconds=settings.purge_interval_seconds
+            )
         )
         try:
             yield
@@ -198,8 +202,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.rate_limit_per_second > 0:
-        app.add_middleware(RateLimit, rate_per_second=settings.rate_limit_per_second,
-                           burst=settings.rate_limit_burst, admin_token=settings.admin_token)
+        app.add_middleware(
+            RateLimit,
+            rate_per_second=settings.rate_limit_per_second,
+            burst=settings.rate_limit_burst,
+            admin_token=settings.admin_token,
+        )
     _metrics(app)  # added last, so outermost: 413 and 429 answers are counted too
     return app
 

@@ -11,11 +11,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from orgmail.config import Settings, load_settings
-from orgmail.errors import MailboxTaken, OrgmailError
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
+from orgmail.errors import MailboxTaken, OrgmailError
 
 app = typer.Typer(
-    help="orgmail: transactional email and mailbox provisioning.", no_args_is_help=True,
+    help="orgmail: transactional email and mailbox provisioning.",
+    no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 org_app = typer.Typer(help="Organizations.", no_args_is_help=True)
@@ -77,7 +78,9 @@ def serve(
 
     settings = load_settings()
     upgrade_database(settings.database_url)
-    typer.echo(f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {_without_password(settings.relay_url)})")
+    typer.echo(
+        f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {_without_password(settings.relay_url)})"
+    )
     uvicorn.run(
         "orgmail.app:create_app_from_env",
         factory=True,
@@ -104,7 +107,9 @@ def migrate() -> None:
 
 
 @app.command()
-def demo(domain: Annotated[str, typer.Option(help="Demo domain (marked verified without DNS).")] = "demo.example.com") -> None:
+def demo(
+    domain: Annotated[str, typer.Option(help="Demo domain (marked verified without DNS).")] = "demo.example.com",
+) -> None:
     """Create a demo org with an API key, a verified domain, members, a mailbox and a suppression.
 
     DEVELOPMENT ONLY: the domain is marked verified without a DNS check. Prints the API key once.
@@ -125,18 +130,30 @@ def demo(domain: Annotated[str, typer.Option(help="Demo domain (marked verified 
         added = await domains.add_domain(session, org_id=org.id, name=domain, vault=KeyVault(settings.secret_key))
         await domains.mark_verified(session, org_id=org.id, domain_id=added.id)
         for user_id, name in (("alice", "Alice Liddell"), ("bob", "Bob Builder")):
-            await members.add_member(session, org_id=org.id, user_id=user_id, name=name, email=f"{user_id}@{added.name}")
+            await members.add_member(
+                session, org_id=org.id, user_id=user_id, name=name, email=f"{user_id}@{added.name}"
+            )
         mailbox, password = await mailboxes.create_mailbox(
-            session, org_id=org.id, store=MaildirStore.from_settings(settings),
-            address=f"hello@{added.name}", display_name="Hello", assigned_user_id="alice",
+            session,
+            org_id=org.id,
+            store=MaildirStore.from_settings(settings),
+            address=f"hello@{added.name}",
+            display_name="Hello",
+            assigned_user_id="alice",
         )
         await suppressions.add_suppression(session, org_id=org.id, email="bounced@example.com", note="demo")
         return org, key, added, mailbox, password
 
     org, key, added, mailbox, password = _with_session(work)
     typer.secho("development only: the demo domain was marked verified without DNS", fg=typer.colors.YELLOW, err=True)
-    _print({"orgId": org.id, "apiKey": key, "domain": added.name,
-            "mailbox": {"id": mailbox.id, "address": mailbox.address, "password": password}})
+    _print(
+        {
+            "orgId": org.id,
+            "apiKey": key,
+            "domain": added.name,
+            "mailbox": {"id": mailbox.id, "address": mailbox.address, "password": password},
+        }
+    )
 
 
 @org_app.command("create")
@@ -196,9 +213,7 @@ def domain_add(name: str, org: Annotated[str, typer.Option("--org", help="Org id
         domain=Domain.model_validate(view), records=[DnsRecord.model_validate(r) for r in view.records]
     )
     _print(added.model_dump(mode="json", by_alias=True))
-    typer.echo(
-        f"Publish the required TXT records, then run: orgmail domain verify {view.id} --org {org}", err=True
-    )
+    typer.echo(f"Publish the required TXT records, then run: orgmail domain verify {view.id} --org {org}", err=True)
 
 
 @domain_app.command("verify")
@@ -225,9 +240,7 @@ def domain_verify(domain_id: str, org: Annotated[str, typer.Option("--org", help
 
 
 @domain_app.command("mark-verified")
-def domain_mark_verified(
-    domain_id: str, org: Annotated[str, typer.Option("--org", help="Org id.")]
-) -> None:
+def domain_mark_verified(domain_id: str, org: Annotated[str, typer.Option("--org", help="Org id.")]) -> None:
     """DEVELOPMENT ONLY: mark a domain verified without checking DNS."""
     from orgmail.core.domains import mark_verified
 
@@ -258,7 +271,8 @@ def dovecot_config(
         typer.secho(
             f"warning: the mail user (uid {settings.mail_uid}) cannot enter {blocking}, so Dovecot cannot reach "
             "the Maildirs: move the data folder (ORGMAIL_DATA_DIR) or set ORGMAIL_MAIL_USER (docs/dovecot.md)",
-            fg=typer.colors.YELLOW, err=True,
+            fg=typer.colors.YELLOW,
+            err=True,
         )
     typer.echo(f"run:  dovecot -F -c {files.config}")
     typer.echo(f"and let deletes disconnect live sessions:  ORGMAIL_DOVECOT_CONFIG={files.config}")

@@ -58,6 +58,7 @@ class Settings:
     max_request_bytes: int = 15 * 1024 * 1024
     relay_timeout_seconds: float = 30.0
     relay_pool_size: int = 4
+    relay_pipelining: bool = True  # RFC 2920 when the relay offers it; ORGMAIL_RELAY_PIPELINING=0 turns it off
     mailbox_retention_days: float = 7.0
     purge_interval_seconds: float = 3600.0
     mail_uid: int = field(default_factory=lambda: _mail_owner(None, None)[0])
@@ -103,9 +104,9 @@ def async_database_url(url: str) -> str:
     """Accept the plain libpq form (postgresql://) and pick our async drivers."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
     return url
 
 
@@ -113,9 +114,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides) -> Setting
     env = dict(os.environ if environ is None else environ)
     data_dir = Path(env.get("ORGMAIL_DATA_DIR", "./data")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    database_url = async_database_url(
-        env.get("ORGMAIL_DATABASE_URL") or f"sqlite:///{data_dir / 'orgmail.db'}"
-    )
+    database_url = async_database_url(env.get("ORGMAIL_DATABASE_URL") or f"sqlite:///{data_dir / 'orgmail.db'}")
     secret = env.get("ORGMAIL_SECRET_KEY")
     mail_uid, mail_gid = _mail_owner(env.get("ORGMAIL_MAIL_USER"), env.get("ORGMAIL_MAIL_GROUP"))
     dovecot_config = env.get("ORGMAIL_DOVECOT_CONFIG")
@@ -132,6 +131,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides) -> Setting
         max_request_bytes=int(env.get("ORGMAIL_MAX_REQUEST_BYTES", 15 * 1024 * 1024)),
         relay_timeout_seconds=float(env.get("ORGMAIL_RELAY_TIMEOUT", 30)),
         relay_pool_size=int(env.get("ORGMAIL_RELAY_POOL_SIZE", 4)),
+        relay_pipelining=env.get("ORGMAIL_RELAY_PIPELINING", "1").strip().lower() not in ("0", "false", "no", "off"),
         mailbox_retention_days=float(env.get("ORGMAIL_MAILBOX_RETENTION", 7)),
         purge_interval_seconds=float(env.get("ORGMAIL_PURGE_INTERVAL", 3600)),
         mail_uid=mail_uid,

@@ -31,10 +31,14 @@ async def test_revoked_key_is_401(http, tenant):
     body = created.json()
     key = body["key"]
     assert body["apiKey"]["orgId"] == tenant.org_id and key.startswith("omk_")
-    assert (await http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {key}"})).status_code == 200
+    assert (
+        await http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {key}"})
+    ).status_code == 200
     revoked = await http.post("/v1/admin/keys/revoke", json={"id": body["apiKey"]["id"]}, headers=admin)
     assert revoked.json() == {"ok": True}
-    assert (await http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {key}"})).status_code == 401
+    assert (
+        await http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {key}"})
+    ).status_code == 401
 
 
 async def test_admin_creates_orgs_and_acts_on_any_org_by_org_id(http, tenant):
@@ -103,7 +107,8 @@ async def test_oversized_body_is_413_without_reading_it_all(app, tenant):
     limit = app.state.settings.max_request_bytes
     body = json.dumps({"email": "a@example.com", "note": "x" * (limit + 10)}).encode()
     response = await tenant.http.post(
-        "/v1/mail/suppressions/add", content=body,
+        "/v1/mail/suppressions/add",
+        content=body,
         headers={"Authorization": f"Bearer {tenant.key}", "Content-Type": "application/json"},
     )
     assert response.status_code == 413
@@ -118,7 +123,8 @@ async def test_oversized_body_is_413_without_reading_it_all(app, tenant):
             yield b"x" * 65536
 
     streamed = await tenant.http.post(
-        "/v1/mail/suppressions/add", content=chunks(),
+        "/v1/mail/suppressions/add",
+        content=chunks(),
         headers={"Authorization": f"Bearer {tenant.key}", "Content-Type": "application/json"},
     )
     assert streamed.status_code == 413
@@ -186,7 +192,8 @@ async def test_admin_api_is_off_without_the_admin_token(settings):
 
 async def test_a_body_without_content_type_is_read_as_json(tenant):
     response = await tenant.http.post(
-        "/v1/mail/members/add", content=b'{"userId": "curl-user"}',
+        "/v1/mail/members/add",
+        content=b'{"userId": "curl-user"}',
         headers={"Authorization": f"Bearer {tenant.key}"},
     )
     assert response.status_code == 200, response.text

@@ -43,9 +43,7 @@ class TcpProxy:
             client_writer.close()
             return
         self._writers |= {client_writer, upstream_writer}
-        await asyncio.gather(
-            self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer)
-        )
+        await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
@@ -80,8 +78,9 @@ async def proxied_app(tmp_path):
                 domain = await domains.add_domain(session, org_id=org.id, name="outage.example", vault=app.state.vault)
                 await domains.mark_verified(session, org_id=org.id, domain_id=domain.id)
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://orgmail.test",
-                                         headers={"Authorization": f"Bearer {key}"}) as http:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://orgmail.test", headers={"Authorization": f"Bearer {key}"}
+            ) as http:
                 yield http, proxy
     finally:
         await proxy.cut() if proxy._server and proxy._server.is_serving() else None

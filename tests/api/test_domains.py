@@ -24,8 +24,7 @@ def required(records: list[dict]) -> list[dict]:
 
 def record(records: list[dict], purpose: str, algorithm: str | None = None) -> dict:
     return next(
-        r for r in records
-        if r["purpose"] == purpose and (algorithm is None or f"k={algorithm};" in r["value"])
+        r for r in records if r["purpose"] == purpose and (algorithm is None or f"k={algorithm};" in r["value"])
     )
 
 
@@ -39,7 +38,11 @@ async def test_add_returns_the_records_to_publish_and_the_dkim_selectors(tenant)
     assert rsa_selector.endswith("r") and ed_selector.endswith("e")
 
     assert [(r["purpose"], r["required"]) for r in records] == [
-        ("verification", True), ("dkim", True), ("dkim", True), ("spf", False), ("dmarc", False),
+        ("verification", True),
+        ("dkim", True),
+        ("dkim", True),
+        ("spf", False),
+        ("dmarc", False),
     ]
     assert all(r["type"] == "TXT" for r in records)
     verification = record(records, "verification")
@@ -194,13 +197,26 @@ async def test_adding_a_domain_twice_is_domain_taken(tenant):
     again = await tenant.call("/v1/mail/domains/add", {"name": f"{name.capitalize()}."})
     assert again.status_code == 409
     assert again.json()["error"] == {
-        "code": "domain_taken", "message": "That domain has already been added.", "details": {"domain": name},
+        "code": "domain_taken",
+        "message": "That domain has already been added.",
+        "details": {"domain": name},
     }
 
 
 @pytest.mark.parametrize(
-    "name", ["", "   ", "not a domain", "a..b.example.com", "-lead.example.com", "alice@example.com",
-             "localhost", "x" * 64 + ".example.com", "example.com/path", "[127.0.0.1]"],
+    "name",
+    [
+        "",
+        "   ",
+        "not a domain",
+        "a..b.example.com",
+        "-lead.example.com",
+        "alice@example.com",
+        "localhost",
+        "x" * 64 + ".example.com",
+        "example.com/path",
+        "[127.0.0.1]",
+    ],
 )
 async def test_invalid_domain_names_are_400_with_the_field_path(tenant, name):
     response = await tenant.call("/v1/mail/domains/add", {"name": name})
@@ -269,8 +285,10 @@ async def test_unreachable_dns_is_dns_unavailable_not_500(app, tenant):
 
 async def test_every_domain_operation_declares_its_statuses_in_openapi(http):
     paths = (await http.get("/openapi.json")).json()["paths"]
-    declared = {verb: set(paths[f"/v1/mail/domains/{verb}"]["post"]["responses"]) for verb in
-                ("add", "get", "list", "verify", "delete")}
+    declared = {
+        verb: set(paths[f"/v1/mail/domains/{verb}"]["post"]["responses"])
+        for verb in ("add", "get", "list", "verify", "delete")
+    }
     assert {"200", "400", "401", "403", "409"} <= declared["add"]
     assert {"404", "503"} <= declared["verify"]
     assert {"404", "409"} <= declared["delete"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from orgmail.mail.passwords import verify_dovecot_hash
-from orgmail.db.tables import Mailbox
-from sqlalchemy import select, func
+from sqlalchemy import func, select
 
+from orgmail.db.tables import Mailbox
+from orgmail.mail.passwords import verify_dovecot_hash
 from tests.conftest import add_domain_row
 
 
 async def test_create_returns_password_once_and_stores_only_a_dovecot_hash(tenant, verified_domain, session, settings):
-    created = await tenant.ok("/v1/mail/mailboxes/create", {"address": f"Alice@{verified_domain.upper()}", "displayName": "Alice", "quotaMb": 512})
+    created = await tenant.ok(
+        "/v1/mail/mailboxes/create",
+        {"address": f"Alice@{verified_domain.upper()}", "displayName": "Alice", "quotaMb": 512},
+    )
     mailbox, password = created["mailbox"], created["password"]
     assert mailbox["address"] == f"alice@{verified_domain}"
     assert mailbox["localPart"] == "alice" and mailbox["domain"] == verified_domain
@@ -46,9 +49,13 @@ async def test_create_on_unknown_domain_is_400_and_on_pending_domain_403(app, te
 
 async def test_create_with_unknown_member_is_404_and_leaves_nothing(tenant, verified_domain, session, settings):
     before = set(settings.maildir_root.iterdir()) if settings.maildir_root.exists() else set()
-    response = await tenant.call("/v1/mail/mailboxes/create", {"address": f"c@{verified_domain}", "assignedUserId": "ghost"})
+    response = await tenant.call(
+        "/v1/mail/mailboxes/create", {"address": f"c@{verified_domain}", "assignedUserId": "ghost"}
+    )
     assert response.status_code == 404 and response.json()["error"]["code"] == "member_not_found"
-    count = await session.scalar(select(func.count()).select_from(Mailbox).where(Mailbox.address == f"c@{verified_domain}"))
+    count = await session.scalar(
+        select(func.count()).select_from(Mailbox).where(Mailbox.address == f"c@{verified_domain}")
+    )
     assert count == 0
     after = set(settings.maildir_root.iterdir()) if settings.maildir_root.exists() else set()
     assert after == before
@@ -62,14 +69,18 @@ async def test_failed_provisioning_leaves_no_row(app, tenant, verified_domain, s
     response = await tenant.call("/v1/mail/mailboxes/create", {"address": f"d@{verified_domain}"})
     assert response.status_code >= 500
     assert "disk full" not in response.text
-    count = await session.scalar(select(func.count()).select_from(Mailbox).where(Mailbox.address == f"d@{verified_domain}"))
+    count = await session.scalar(
+        select(func.count()).select_from(Mailbox).where(Mailbox.address == f"d@{verified_domain}")
+    )
     assert count == 0
 
 
 async def test_list_is_newest_first_with_cursor(tenant, verified_domain):
     ids = []
     for n in range(5):
-        ids.append((await tenant.ok("/v1/mail/mailboxes/create", {"address": f"u{n}@{verified_domain}"}))["mailbox"]["id"])
+        ids.append(
+            (await tenant.ok("/v1/mail/mailboxes/create", {"address": f"u{n}@{verified_domain}"}))["mailbox"]["id"]
+        )
     first = await tenant.ok("/v1/mail/mailboxes/list", {"limit": 2})
     assert [m["id"] for m in first["mailboxes"]] == ids[::-1][:2]
     second = await tenant.ok("/v1/mail/mailboxes/list", {"limit": 2, "cursor": first["nextCursor"]})
@@ -116,9 +127,9 @@ async def test_invalid_address_is_400_with_field_path(tenant):
 async def test_concurrent_creates_of_one_address_make_exactly_one_mailbox(tenant, verified_domain, settings):
     import asyncio
 
-    responses = await asyncio.gather(*[
-        tenant.call("/v1/mail/mailboxes/create", {"address": f"race@{verified_domain}"}) for _ in range(6)
-    ])
+    responses = await asyncio.gather(
+        *[tenant.call("/v1/mail/mailboxes/create", {"address": f"race@{verified_domain}"}) for _ in range(6)]
+    )
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200, 409, 409, 409, 409, 409]
     winner = next(r.json()["mailbox"]["id"] for r in responses if r.status_code == 200)
@@ -133,7 +144,9 @@ async def test_non_ascii_local_parts_are_refused_for_mailboxes(tenant, verified_
     assert response.status_code == 400 and response.json()["error"]["details"]["fields"][0]["path"] == "address"
 
 
-async def test_a_delete_whose_move_fails_still_deletes_and_tidy_moves_the_leftover(app, tenant, verified_domain, session, monkeypatch):
+async def test_a_delete_whose_move_fails_still_deletes_and_tidy_moves_the_leftover(
+    app, tenant, verified_domain, session, monkeypatch
+):
     from datetime import timedelta
 
     from orgmail.core.mailboxes import tidy_mail_store

@@ -6,7 +6,10 @@ from __future__ import annotations
 async def test_add_list_remove(tenant):
     added = await tenant.ok("/v1/mail/members/add", {"userId": "u-1", "email": "one@corp.example", "name": "One"})
     assert added["member"] == {
-        "userId": "u-1", "orgId": tenant.org_id, "email": "one@corp.example", "name": "One",
+        "userId": "u-1",
+        "orgId": tenant.org_id,
+        "email": "one@corp.example",
+        "name": "One",
         "createdAt": added["member"]["createdAt"],
     }
     await tenant.ok("/v1/mail/members/add", {"userId": "u-2"})
@@ -21,7 +24,9 @@ async def test_add_list_remove(tenant):
 
 async def test_removing_a_member_unassigns_their_mailboxes(tenant, verified_domain):
     await tenant.ok("/v1/mail/members/add", {"userId": "leaver"})
-    mailbox = (await tenant.ok("/v1/mail/mailboxes/create", {"address": f"l@{verified_domain}", "assignedUserId": "leaver"}))["mailbox"]
+    mailbox = (
+        await tenant.ok("/v1/mail/mailboxes/create", {"address": f"l@{verified_domain}", "assignedUserId": "leaver"})
+    )["mailbox"]
     assert mailbox["assignedUserId"] == "leaver"
     await tenant.ok("/v1/mail/members/remove", {"userId": "leaver"})
     after = await tenant.ok("/v1/mail/mailboxes/get", {"id": mailbox["id"]})

@@ -94,7 +94,9 @@ async def test_headers_body_attachments_and_bcc_only_in_the_envelope(sender, smt
 
 async def test_suppressed_recipients_are_left_out_and_listed(sender, smtp_relay):
     await sender.ok("/v1/mail/suppressions/add", {"email": "gone@example.net"})
-    message = (await sender.ok("/v1/mail/messages/send", _send_body(sender, to=["bob@example.net", "gone@example.net"])))["message"]
+    message = (
+        await sender.ok("/v1/mail/messages/send", _send_body(sender, to=["bob@example.net", "gone@example.net"]))
+    )["message"]
     assert message["status"] == "sent" and message["suppressedRecipients"] == ["gone@example.net"]
     assert smtp_relay.received[0].rcpt_tos == ["bob@example.net"]
 
@@ -134,7 +136,10 @@ async def test_invalid_requests_are_400_with_a_field_path(sender, smtp_relay):
         ({"headers": {"DKIM-Signature": "v=1"}}, "headers.DKIM-Signature"),
         ({"headers": {"Bad Name": "x"}}, "headers.Bad Name"),
         ({"attachments": [{"filename": "a.bin", "content": "not base64!"}]}, "attachments.0.content"),
-        ({"attachments": [{"filename": "a.bin", "content": "", "contentType": "text/plain\r\nX: y"}]}, "attachments.0.contentType"),
+        (
+            {"attachments": [{"filename": "a.bin", "content": "", "contentType": "text/plain\r\nX: y"}]},
+            "attachments.0.contentType",
+        ),
         ({"to": [f"r{n}@example.net" for n in range(51)]}, "to"),
     ]
     for overrides, path in cases:
@@ -163,9 +168,13 @@ async def test_idempotency_key_in_header_or_body_returns_the_first_row(sender, s
     again = await sender.call("/v1/mail/messages/send", {**body, "idempotencyKey": "order-1"})
     assert again.status_code == 200 and again.json() == first.json()
     assert len(smtp_relay.received) == 1
-    conflict = await sender.call("/v1/mail/messages/send", {**body, "subject": "Other"}, headers={"Idempotency-Key": "order-1"})
+    conflict = await sender.call(
+        "/v1/mail/messages/send", {**body, "subject": "Other"}, headers={"Idempotency-Key": "order-1"}
+    )
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "idempotency_conflict"
-    mismatch = await sender.call("/v1/mail/messages/send", {**body, "idempotencyKey": "a"}, headers={"Idempotency-Key": "b"})
+    mismatch = await sender.call(
+        "/v1/mail/messages/send", {**body, "idempotencyKey": "a"}, headers={"Idempotency-Key": "b"}
+    )
     assert mismatch.status_code == 400
     assert len(smtp_relay.received) == 1
 
@@ -173,11 +182,15 @@ async def test_idempotency_key_in_header_or_body_returns_the_first_row(sender, s
 async def test_get_and_list_newest_first_with_filters(sender, smtp_relay):
     ids = []
     for n in range(3):
-        ids.append((await sender.ok("/v1/mail/messages/send", _send_body(sender, to=f"r{n}@example.net")))["message"]["id"])
+        ids.append(
+            (await sender.ok("/v1/mail/messages/send", _send_body(sender, to=f"r{n}@example.net")))["message"]["id"]
+        )
     await sender.ok("/v1/mail/suppressions/add", {"email": "quiet@example.net"})
     suppressed = await sender.call("/v1/mail/messages/send", _send_body(sender, to="quiet@example.net"))
     suppressed_id = suppressed.json()["error"]["details"]["messageId"]
-    bcc_id = (await sender.ok("/v1/mail/messages/send", _send_body(sender, bcc=["Hidden <hidden@example.net>"])))["message"]["id"]
+    bcc_id = (await sender.ok("/v1/mail/messages/send", _send_body(sender, bcc=["Hidden <hidden@example.net>"])))[
+        "message"
+    ]["id"]
 
     everything = await sender.ok("/v1/mail/messages/list")
     assert [m["id"] for m in everything["messages"]] == [bcc_id, suppressed_id, *ids[::-1]]
@@ -245,9 +258,10 @@ async def test_the_row_keeps_the_signed_bytes(sender, smtp_relay, relay_app):
 
 
 async def test_lone_surrogates_are_400_not_500(sender, smtp_relay):
-    raw = '{"from": "ann@%s", "to": "bob@example.net", "subject": "x", "text": "a\\ud800b"}' % sender.domain
+    raw = f'{{"from": "ann@{sender.domain}", "to": "bob@example.net", "subject": "x", "text": "a\\ud800b"}}'
     response = await sender.http.post(
-        "/v1/mail/messages/send", content=raw,
+        "/v1/mail/messages/send",
+        content=raw,
         headers={"Authorization": f"Bearer {sender.key}", "Content-Type": "application/json"},
     )
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
@@ -262,7 +276,9 @@ async def test_openapi_declares_the_send_statuses(sender):
 
 
 async def test_embedded_default_writes_the_signed_message_to_the_outbox(outbox_sender, settings):
-    message = (await outbox_sender.ok("/v1/mail/messages/send", _send_body(outbox_sender, bcc=["eve@example.org"])))["message"]
+    message = (await outbox_sender.ok("/v1/mail/messages/send", _send_body(outbox_sender, bcc=["eve@example.org"])))[
+        "message"
+    ]
     path = settings.outbox_dir / f"{message['messageId'].strip('<>')}.eml"
     assert message["status"] == "sent" and str(path) in message["relayResponse"]
     content = path.read_bytes()

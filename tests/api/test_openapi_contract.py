@@ -43,12 +43,17 @@ async def live_database(request):
 def live_server(live_database, tmp_path_factory):
     port = _free_port()
     data = tmp_path_factory.mktemp("live")
-    env = {**os.environ, "ORGMAIL_DATA_DIR": str(data), "ORGMAIL_ADMIN_TOKEN": "contract-admin",
-           "ORGMAIL_RATE_LIMIT": "0"}
+    env = {
+        **os.environ,
+        "ORGMAIL_DATA_DIR": str(data),
+        "ORGMAIL_ADMIN_TOKEN": "contract-admin",
+        "ORGMAIL_RATE_LIMIT": "0",
+    }
     if live_database:
         env["ORGMAIL_DATABASE_URL"] = live_database
-    process = subprocess.Popen([str(BIN / "orgmail"), "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [str(BIN / "orgmail"), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -71,14 +76,29 @@ def live_server(live_database, tmp_path_factory):
 def test_schemathesis_finds_no_contract_violation(live_server):
     base, key = live_server
     result = subprocess.run(
-        [str(BIN / "schemathesis"), "run", f"{base}/openapi.json",
-         "-H", f"Authorization: Bearer {key}",
-         "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
-                     "response_schema_conformance,response_headers_conformance",
-         "--phases", "examples,coverage,fuzzing",
-         "--max-examples", "40", "--workers", "2", "--suppress-health-check", "all",
-         "--exclude-path-regex", "^/v1/admin/keys/revoke$"],  # would revoke the key the fuzzer uses
-        capture_output=True, text=True, timeout=400,
+        [
+            str(BIN / "schemathesis"),
+            "run",
+            f"{base}/openapi.json",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,"
+            "response_schema_conformance,response_headers_conformance",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "40",
+            "--workers",
+            "2",
+            "--suppress-health-check",
+            "all",
+            "--exclude-path-regex",
+            "^/v1/admin/keys/revoke$",
+        ],  # would revoke the key the fuzzer uses
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "passed" in result.stdout, result.stdout[-3000:]

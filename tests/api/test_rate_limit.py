@@ -32,6 +32,7 @@ async def test_flood_gets_429_per_key(settings, tenant, other_tenant):
     async with limited.router.lifespan_context(limited):
         transport = httpx.ASGITransport(app=limited)
         async with httpx.AsyncClient(transport=transport, base_url="http://orgmail.test") as http:
+
             def call(key):
                 return http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {key}"})
 

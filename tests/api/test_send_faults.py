@@ -89,15 +89,21 @@ async def test_connection_dropped_mid_session_is_503(sender, smtp_relay, relay_a
 
 
 async def test_some_recipients_refused_is_sent_with_rejections_and_bounce_suppressions(sender, smtp_relay, relay_app):
-    smtp_relay.behaviour.refuse.update({
-        "nobody@example.net": "550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown",
-        "policy@example.net": "554 5.7.1 <policy@example.net>: Relay access denied",
-    })
+    smtp_relay.behaviour.refuse.update(
+        {
+            "nobody@example.net": "550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown",
+            "policy@example.net": "554 5.7.1 <policy@example.net>: Relay access denied",
+        }
+    )
     body = _body(sender, to=["bob@example.net", "nobody@example.net"], cc=["policy@example.net"])
     message = (await sender.ok("/v1/mail/messages/send", body))["message"]
     assert message["status"] == "sent"
     assert message["rejectedRecipients"] == [
-        {"email": "nobody@example.net", "code": 550, "message": "5.1.1 <nobody@example.net>: Recipient address rejected: User unknown"},
+        {
+            "email": "nobody@example.net",
+            "code": 550,
+            "message": "5.1.1 <nobody@example.net>: Recipient address rejected: User unknown",
+        },
         {"email": "policy@example.net", "code": 554, "message": "5.7.1 <policy@example.net>: Relay access denied"},
     ]
     [received] = smtp_relay.received
@@ -109,10 +115,12 @@ async def test_some_recipients_refused_is_sent_with_rejections_and_bounce_suppre
 
 
 async def test_every_recipient_refused_is_502_bounced_and_suppressed(sender, smtp_relay, relay_app):
-    smtp_relay.behaviour.refuse.update({
-        "bob@example.net": "550 5.1.1 User unknown",
-        "carol@example.net": "550 5.1.1 User unknown",
-    })
+    smtp_relay.behaviour.refuse.update(
+        {
+            "bob@example.net": "550 5.1.1 User unknown",
+            "carol@example.net": "550 5.1.1 User unknown",
+        }
+    )
     body = _body(sender, to=["bob@example.net", "carol@example.net"])
     response = await sender.call("/v1/mail/messages/send", body, headers={"Idempotency-Key": "bounce-all"})
     assert response.status_code == 502
@@ -182,12 +190,28 @@ async def test_on_start_stale_queued_rows_become_outcome_unknown(sender, setting
     async with relay_app.state.session_factory() as session:
         async with session.begin():
             for row_id, age in ((stale, timedelta(minutes=5)), (fresh, timedelta(seconds=0))):
-                session.add(Message(
-                    id=row_id, org_id=sender.org_id, from_address=f"ann@{sender.domain}", to=["bob@example.net"],
-                    cc=[], bcc=[], reply_to=[], subject="cut off", status="queued", message_id=f"<{row_id}@{sender.domain}>",
-                    domain=sender.domain, suppressed_recipients=[], rejected_recipients=[], tags={}, size_bytes=1,
-                    raw=b"x", created_at=now - age, updated_at=now - age,
-                ))
+                session.add(
+                    Message(
+                        id=row_id,
+                        org_id=sender.org_id,
+                        from_address=f"ann@{sender.domain}",
+                        to=["bob@example.net"],
+                        cc=[],
+                        bcc=[],
+                        reply_to=[],
+                        subject="cut off",
+                        status="queued",
+                        message_id=f"<{row_id}@{sender.domain}>",
+                        domain=sender.domain,
+                        suppressed_recipients=[],
+                        rejected_recipients=[],
+                        tags={},
+                        size_bytes=1,
+                        raw=b"x",
+                        created_at=now - age,
+                        updated_at=now - age,
+                    )
+                )
     restarted = create_app(settings)
     async with restarted.router.lifespan_context(restarted):
         pass

@@ -12,7 +12,9 @@ async def test_add_defaults_reason_to_manual(tenant):
 
 
 async def test_add_twice_keeps_the_first_entry(tenant):
-    first = await tenant.ok("/v1/mail/suppressions/add", {"email": "twice@example.com", "reason": "complaint", "note": "FBL"})
+    first = await tenant.ok(
+        "/v1/mail/suppressions/add", {"email": "twice@example.com", "reason": "complaint", "note": "FBL"}
+    )
     second = await tenant.ok("/v1/mail/suppressions/add", {"email": "twice@EXAMPLE.com", "reason": "manual"})
     assert second["suppression"] == first["suppression"]
 

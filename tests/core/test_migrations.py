@@ -29,11 +29,17 @@ async def test_0003_lowercases_suppressions_and_keeps_the_oldest_spelling(empty_
     upgrade_database(empty_database, "0002")
     engine = create_async_engine(empty_database)
     async with engine.begin() as connection:
-        await connection.execute(text("INSERT INTO orgs (id, name, created_at) VALUES ('org_1', 'A', CURRENT_TIMESTAMP)"))
+        await connection.execute(
+            text("INSERT INTO orgs (id, name, created_at) VALUES ('org_1', 'A', CURRENT_TIMESTAMP)")
+        )
         for sup_id, email in [("sup_1", "Foo@x.example"), ("sup_2", "foo@x.example"), ("sup_3", "Bar@x.example")]:
-            await connection.execute(text(
-                "INSERT INTO suppressions (id, org_id, email, reason, created_at) "
-                "VALUES (:id, 'org_1', :email, 'manual', CURRENT_TIMESTAMP)"), {"id": sup_id, "email": email})
+            await connection.execute(
+                text(
+                    "INSERT INTO suppressions (id, org_id, email, reason, created_at) "
+                    "VALUES (:id, 'org_1', :email, 'manual', CURRENT_TIMESTAMP)"
+                ),
+                {"id": sup_id, "email": email},
+            )
     upgrade_database(empty_database)
     async with engine.connect() as connection:
         rows = (await connection.execute(text("SELECT id, email FROM suppressions ORDER BY id"))).all()

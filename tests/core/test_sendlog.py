@@ -22,11 +22,31 @@ def _row(org_id: str, *, key: str | None = None, row_id: str | None = None) -> S
     now = utcnow()
     row_id = row_id or new_id("msg")
     return SendLogRow(
-        id=row_id, org_id=org_id, from_address="Ann <ann@example.com>", to=["bob@example.net"], cc=[], bcc=[],
-        reply_to=[], subject="Hello", status="queued", message_id=f"<{row_id}@example.com>", domain="example.com",
-        dkim_selector="sel", suppressed_recipients=[], rejected_recipients=[], tags={"k": "v"}, size_bytes=3,
-        relay_response=None, error_code=None, error_message=None, idempotency_key=key, request_hash="h",
-        raw=b"raw", created_at=now, updated_at=now, sent_at=None,
+        id=row_id,
+        org_id=org_id,
+        from_address="Ann <ann@example.com>",
+        to=["bob@example.net"],
+        cc=[],
+        bcc=[],
+        reply_to=[],
+        subject="Hello",
+        status="queued",
+        message_id=f"<{row_id}@example.com>",
+        domain="example.com",
+        dkim_selector="sel",
+        suppressed_recipients=[],
+        rejected_recipients=[],
+        tags={"k": "v"},
+        size_bytes=3,
+        relay_response=None,
+        error_code=None,
+        error_message=None,
+        idempotency_key=key,
+        request_hash="h",
+        raw=b"raw",
+        created_at=now,
+        updated_at=now,
+        sent_at=None,
     )
 
 
@@ -39,8 +59,10 @@ async def test_concurrent_inserts_and_updates_each_land(send_log, tenant):
     rows = [_row(tenant.org_id) for _ in range(40)]
     assert await asyncio.gather(*(send_log.insert(row) for row in rows)) == [True] * 40
     sent_at = utcnow()
-    updates = [send_log.update(row.id, {"status": "sent", "relay_response": f"250 {row.id}", "sent_at": sent_at})
-               for row in rows]
+    updates = [
+        send_log.update(row.id, {"status": "sent", "relay_response": f"250 {row.id}", "sent_at": sent_at})
+        for row in rows
+    ]
     assert await asyncio.gather(*updates) == [True] * 40
     stored = await asyncio.gather(*(send_log.get(row.id) for row in rows))
     assert [(s.status, s.relay_response) for s in stored] == [("sent", f"250 {row.id}") for row in rows]
@@ -58,8 +80,9 @@ async def test_one_idempotency_key_inserts_once_even_within_one_batch(send_log, 
 async def test_a_row_the_database_refuses_fails_alone(send_log, tenant):
     good = [_row(tenant.org_id) for _ in range(9)]
     bad = _row("org_that_does_not_exist")  # the foreign key refuses it
-    results = await asyncio.gather(*(send_log.insert(row) for row in [*good[:5], bad, *good[5:]]),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(send_log.insert(row) for row in [*good[:5], bad, *good[5:]]), return_exceptions=True
+    )
     assert isinstance(results[5], (asyncpg.ForeignKeyViolationError, IntegrityError)), results[5]
     assert results[:5] + results[6:] == [True] * 9
     assert await send_log.get(bad.id) is None
@@ -76,8 +99,10 @@ async def test_an_update_only_if_status_changes_the_row_once(send_log, tenant):
 async def test_suppression_checks_answer_for_their_own_org_only(send_log, app, tenant, other_tenant):
     async with app.state.session_factory() as session:
         await add_suppression(session, org_id=tenant.org_id, email="Gone@Example.net")
-    checks = [send_log.suppressed_among(org_id=org, emails=["gone@example.net", "GONE@example.net", "here@example.net"])
-              for org in [tenant.org_id, other_tenant.org_id] * 10]
+    checks = [
+        send_log.suppressed_among(org_id=org, emails=["gone@example.net", "GONE@example.net", "here@example.net"])
+        for org in [tenant.org_id, other_tenant.org_id] * 10
+    ]
     answers = await asyncio.gather(*checks)
     assert answers == [{"gone@example.net", "GONE@example.net"}, set()] * 10
 

@@ -135,8 +135,9 @@ def dovecot(settings, mail_folder) -> Iterator[Dovecot]:
         process = subprocess.Popen([binary, "-F", "-c", str(files.config)], stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_imap(process, imap_port, log_path)
-        yield Dovecot(imap_port=imap_port, lmtp_port=lmtp_port, config=files.config, log_path=log_path,
-                      doveadm_binary=doveadm)
+        yield Dovecot(
+            imap_port=imap_port, lmtp_port=lmtp_port, config=files.config, log_path=log_path, doveadm_binary=doveadm
+        )
     finally:
         process.terminate()
         try:

@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives import serialization
 
 from orgmail.mail import dkim
@@ -18,7 +19,7 @@ MESSAGE = (
     b"Date: Wed, 25 Nov 2026 13:00:00 +0000\r\n"
     b"Message-ID: <golden.1@example.com>\r\n"
     b"MIME-Version: 1.0\r\n"
-    b"Content-Type: text/plain; charset=\"utf-8\"\r\n"
+    b'Content-Type: text/plain; charset="utf-8"\r\n'
     b"Content-Transfer-Encoding: 7bit\r\n"
     b"\r\n"
     b"Hello Bob,  \r\n"
@@ -101,5 +102,5 @@ def test_generated_keys_round_trip_through_the_vault():
     assert len(records["om20261125ab12r._domainkey.example.com"]) > 255  # needs several TXT strings in DNS
     signed = dkim.sign(MESSAGE, domain="example.com", keys=keys)
     assert dkim.verify(signed, txt_records=records) == [True, True]
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidToken):  # another secret cannot read the keys
         dkim.KeyVault(b"another-secret").decrypt(vault.encrypt(b"x"))

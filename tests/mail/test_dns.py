@@ -85,11 +85,13 @@ def test_nameservers_must_be_ip_addresses():
 
 
 def test_nameserver_setting_accepts_ports_and_ipv6(tmp_path):
-    settings = load_settings({
-        "ORGMAIL_DATA_DIR": str(tmp_path),
-        "ORGMAIL_SECRET_KEY": "x",
-        "ORGMAIL_DNS_NAMESERVERS": "127.0.0.1:5353, 10.0.0.2,[::1]:5300,::1",
-        "ORGMAIL_DNS_TIMEOUT": "2.5",
-    })
+    settings = load_settings(
+        {
+            "ORGMAIL_DATA_DIR": str(tmp_path),
+            "ORGMAIL_SECRET_KEY": "x",
+            "ORGMAIL_DNS_NAMESERVERS": "127.0.0.1:5353, 10.0.0.2,[::1]:5300,::1",
+            "ORGMAIL_DNS_TIMEOUT": "2.5",
+        }
+    )
     assert settings.dns_nameservers == (("127.0.0.1", 5353), ("10.0.0.2", 53), ("::1", 5300), ("::1", 53))
     assert settings.dns_timeout_seconds == 2.5

@@ -7,7 +7,7 @@ import imaplib
 import logging
 import smtplib
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
@@ -94,7 +94,9 @@ async def test_lmtp_delivery_lands_in_inbox(tenant, verified_domain, dovecot):
     assert refused.value.recipients[f"nobody-here@{verified_domain}"][0] == 550
 
 
-async def test_delete_kicks_sessions_refuses_login_and_trashes_then_purges(app, tenant, verified_domain, dovecot, settings):
+async def test_delete_kicks_sessions_refuses_login_and_trashes_then_purges(
+    app, tenant, verified_domain, dovecot, settings
+):
     mailbox, password = await _create(tenant, f"dan@{verified_domain}")
     _deliver(dovecot, mailbox["address"], _message("Kept in the trash", to=mailbox["address"]))
     live = dovecot.login(mailbox["address"], password)
@@ -119,7 +121,7 @@ async def test_delete_kicks_sessions_refuses_login_and_trashes_then_purges(app, 
     assert len(list((trashed / "Maildir" / "new").iterdir()) + list((trashed / "Maildir" / "cur").iterdir())) == 1
 
     assert store.purge() == [] and trashed.exists()  # inside the retention (7 days)
-    later = datetime.now(timezone.utc) + timedelta(days=settings.mailbox_retention_days, seconds=1)
+    later = datetime.now(UTC) + timedelta(days=settings.mailbox_retention_days, seconds=1)
     assert mailbox["id"] in store.purge(now=later)
     assert not trashed.exists() and mailbox["id"] not in store.trashed()
 

@@ -46,11 +46,14 @@ def test_dovecot_config_writes_private_files_that_dovecot_accepts(tmp_path):
 
 
 def test_postgresql_url_becomes_a_libpq_connect_string():
-    driver, connect = sql_connection("postgresql+asyncpg://mail%20er:p%27w%20d@db.internal:5433/orgmail?sslmode=require")
+    driver, connect = sql_connection(
+        "postgresql+asyncpg://mail%20er:p%27w%20d@db.internal:5433/orgmail?sslmode=require"
+    )
     assert driver == "pgsql"
     assert connect == r"host=db.internal port=5433 dbname=orgmail user='mail er' password='p\'w d' sslmode=require"
     assert sql_connection("postgresql+asyncpg://postgres@127.0.0.1/orgmail") == (
-        "pgsql", "host=127.0.0.1 dbname=orgmail user=postgres"
+        "pgsql",
+        "host=127.0.0.1 dbname=orgmail user=postgres",
     )
 
 
@@ -85,13 +88,13 @@ def test_kick_without_a_reachable_dovecot_is_not_an_error(tmp_path, caplog):
     assert "doveadm kick a@example.org failed" in caplog.text
 
 
-
 def test_a_folder_the_mail_user_cannot_enter_is_named():
     with tempfile.TemporaryDirectory(prefix="orgmail-reach-") as top:  # /tmp itself is open to all
         Path(top).chmod(0o711)
         private = Path(top) / "private"
-        settings = load_settings({"ORGMAIL_DATA_DIR": str(private / "data"), "ORGMAIL_MAIL_USER": "nobody"},
-                                 secret_key=b"k")
+        settings = load_settings(
+            {"ORGMAIL_DATA_DIR": str(private / "data"), "ORGMAIL_MAIL_USER": "nobody"}, secret_key=b"k"
+        )
         (private / "data" / "mail").mkdir()
         private.chmod(0o700)
         assert folder_blocking_mail_user(settings) == private

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
 
@@ -26,7 +26,7 @@ def _draft(**overrides) -> mime.Draft:
         reply_to=[parse_mailbox("support@example.com")],
         subject="Quarterly report — Q4",
         message_id="<msg_01GOLDEN@example.com>",
-        date=datetime(2026, 11, 25, 13, 0, tzinfo=timezone.utc),
+        date=datetime(2026, 11, 25, 13, 0, tzinfo=UTC),
         text="Hello Bob,\n\nthe numbers are in: 12 % up.\n",
         html='<p>Hello Bob,</p><p>the numbers are in. <img src="cid:chart"></p>\n',
         headers={"List-Unsubscribe": "<mailto:unsubscribe@example.com>", "X-Campaign": "q4"},
@@ -48,7 +48,9 @@ def test_built_message_matches_the_golden_file():
 
 
 def test_signed_golden_message_matches_and_verifies():
-    signed = dkim.sign(mime.build(_draft(), boundary_token="golden"), domain="example.com", keys=_fixed_keys(), timestamp=1795611600)
+    signed = dkim.sign(
+        mime.build(_draft(), boundary_token="golden"), domain="example.com", keys=_fixed_keys(), timestamp=1795611600
+    )
     path = GOLDEN / "mime-signed.eml"
     if os.environ.get("ORGMAIL_UPDATE_GOLDEN"):
         path.write_bytes(signed)
@@ -75,11 +77,14 @@ def test_structure_text_html_inline_and_attachment():
     assert sum(1 for part in parsed.walk() if part["MIME-Version"]) == 1
 
 
-@pytest.mark.parametrize("text, html, expected", [
-    ("only text", None, "text/plain"),
-    (None, "<p>only html</p>", "text/html"),
-    ("both", "<p>both</p>", "multipart/alternative"),
-])
+@pytest.mark.parametrize(
+    "text, html, expected",
+    [
+        ("only text", None, "text/plain"),
+        (None, "<p>only html</p>", "text/html"),
+        ("both", "<p>both</p>", "multipart/alternative"),
+    ],
+)
 def test_single_part_shapes(text, html, expected):
     parsed = email.message_from_bytes(mime.build(_draft(text=text, html=html, attachments=[])), policy=policy.default)
     assert parsed.get_content_type() == expected
@@ -94,10 +99,20 @@ def test_lines_stay_short_and_7bit_whatever_the_content():
     assert parsed.get_content().rstrip("\r\n") == long_line
 
 
-@pytest.mark.parametrize("name, value", [
-    ("Bcc", "x@example.org"), ("message-id", "<x@y>"), ("DKIM-Signature", "v=1"), ("From", "x@y.org"),
-    ("X-Ok", "a\r\nBcc: x@example.org"), ("X-Ok", "a\nb"), ("Bad Name", "x"), ("Colon:Name", "x"), ("Ünï", "x"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("Bcc", "x@example.org"),
+        ("message-id", "<x@y>"),
+        ("DKIM-Signature", "v=1"),
+        ("From", "x@y.org"),
+        ("X-Ok", "a\r\nBcc: x@example.org"),
+        ("X-Ok", "a\nb"),
+        ("Bad Name", "x"),
+        ("Colon:Name", "x"),
+        ("Ünï", "x"),
+    ],
+)
 def test_header_problems(name, value):
     assert mime.header_problem(name, value) is not None
 
@@ -118,15 +133,21 @@ _line = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=300)
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    subject=_line, text=st.one_of(st.none(), _text), html=st.one_of(st.none(), _text),
-    header_value=_line, name=st.one_of(st.none(), _line.filter(bool)), filename=_line.filter(bool),
+    subject=_line,
+    text=st.one_of(st.none(), _text),
+    html=st.one_of(st.none(), _text),
+    header_value=_line,
+    name=st.one_of(st.none(), _line.filter(bool)),
+    filename=_line.filter(bool),
     long_word=st.integers(min_value=0, max_value=1200),
 )
 def test_any_content_builds_7bit_short_lines_and_verifies(subject, text, html, header_value, name, filename, long_word):
     """Whatever a caller sends that validation lets through, the message is well-formed and signed."""
     draft = _draft(
         sender=dataclasses.replace(parse_mailbox("ann@example.com"), display_name=name),
-        subject=subject + "x" * long_word, text=text if text or html else "t", html=html,
+        subject=subject + "x" * long_word,
+        text=text if text or html else "t",
+        html=html,
         headers={"X-Value": header_value, "X-Long": "y" * long_word},
         attachments=[mime.Part(filename, b"\x00\x01 data", "application/octet-stream")],
     )
@@ -144,13 +165,27 @@ def test_any_content_builds_7bit_short_lines_and_verifies(subject, text, html, h
 # --- the one-line shortcut of mime.SMTP_COMPAT ----------------------------------------------------
 _COMPAT32 = policy.compat32.clone(linesep="\r\n", cte_type="7bit")
 _field_name = st.one_of(
-    st.sampled_from(["From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID", "MIME-Version",
-                     "Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "List-Unsubscribe"]),
+    st.sampled_from(
+        [
+            "From",
+            "To",
+            "Cc",
+            "Reply-To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "MIME-Version",
+            "Content-Type",
+            "Content-Transfer-Encoding",
+            "Content-Disposition",
+            "List-Unsubscribe",
+        ]
+    ),
     st.from_regex(r"[!-9;-~]{1,40}", fullmatch=True),
 )
 _field_value = st.one_of(
     st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=90),  # the shortcut's own case
-    st.text(st.sampled_from(" \t;,:=\"ab-"), max_size=90),  # where folding could start
+    st.text(st.sampled_from(' \t;,:="ab-'), max_size=90),  # where folding could start
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=90),
 )
 
@@ -195,15 +230,17 @@ def _build_comparing_with_the_stdlib_generator(draft: mime.Draft, **kwargs) -> b
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.one_of(st.none(), _lines), html=st.one_of(st.none(), _lines), attach=st.booleans(),
-       fixed=st.booleans())
+@given(text=st.one_of(st.none(), _lines), html=st.one_of(st.none(), _lines), attach=st.booleans(), fixed=st.booleans())
 def test_the_generator_writes_what_the_stdlib_generator_writes(text, html, attach, fixed):
     draft = _draft(text=text if text or html else "t", html=html, attachments=_draft().attachments if attach else [])
     _build_comparing_with_the_stdlib_generator(draft, boundary_token="t" if fixed else None)
 
 
 def test_golden_message_is_what_the_stdlib_generator_writes():
-    assert _build_comparing_with_the_stdlib_generator(_draft(), boundary_token="golden") == (GOLDEN / "mime-built.eml").read_bytes()
+    assert (
+        _build_comparing_with_the_stdlib_generator(_draft(), boundary_token="golden")
+        == (GOLDEN / "mime-built.eml").read_bytes()
+    )
 
 
 def test_a_boundary_found_in_the_content_is_replaced():

@@ -44,10 +44,13 @@ async def test_pool_reuses_a_bounded_number_of_connections(smtp_relay, tmp_path)
     assert isinstance(relay, SmtpRelay)
     before = smtp_relay.sessions
     try:
-        results = await asyncio.gather(*(
-            relay.send(sender="ann@example.com", recipients=[f"r{n}@example.net"], message=MESSAGE) for n in range(20)
-        ))
-        for n in range(10):
+        results = await asyncio.gather(
+            *(
+                relay.send(sender="ann@example.com", recipients=[f"r{n}@example.net"], message=MESSAGE)
+                for n in range(20)
+            )
+        )
+        for _ in range(10):
             await relay.send(sender="ann@example.com", recipients=["seq@example.net"], message=MESSAGE)
     finally:
         await relay.close()
@@ -60,7 +63,9 @@ async def test_refusals_are_values_and_a_5xx_for_everyone_sends_nothing(smtp_rel
     relay = _relay(tmp_path, smtp_relay.url)
     smtp_relay.behaviour.refuse["nobody@example.net"] = "550 5.1.1 User unknown"
     try:
-        some = await relay.send(sender="ann@example.com", recipients=["bob@example.net", "nobody@example.net"], message=MESSAGE)
+        some = await relay.send(
+            sender="ann@example.com", recipients=["bob@example.net", "nobody@example.net"], message=MESSAGE
+        )
         nobody = await relay.send(sender="ann@example.com", recipients=["nobody@example.net"], message=MESSAGE)
     finally:
         await relay.close()
@@ -73,7 +78,9 @@ async def test_starttls_and_auth(certificate, tmp_path):
     server = SmtpTestRelay(tls=certificate, credentials=("relay user", "s3cret:p@ss"))
     await server.start()
     cafile = quote(str(certificate[0]))
-    good = f"smtp+starttls://{quote('relay user')}:{quote('s3cret:p@ss', safe='')}@127.0.0.1:{server.port}?cafile={cafile}"
+    good = (
+        f"smtp+starttls://{quote('relay user')}:{quote('s3cret:p@ss', safe='')}@127.0.0.1:{server.port}?cafile={cafile}"
+    )
     try:
         relay = _relay(tmp_path, good)
         result = await relay.send(sender="ann@example.com", recipients=["bob@example.net"], message=MESSAGE)
@@ -149,7 +156,9 @@ def test_relay_urls():
 async def test_outbox_writes_each_message_atomically(tmp_path):
     relay = _relay(tmp_path, "outbox")
     assert isinstance(relay, OutboxRelay)
-    result = await relay.send(sender="ann@example.com", recipients=["bob@example.net", "c@example.net"], message=MESSAGE)
+    result = await relay.send(
+        sender="ann@example.com", recipients=["bob@example.net", "c@example.net"], message=MESSAGE
+    )
     path = tmp_path / "outbox" / "msg_01TEST@example.com.eml"
     assert result.accepted == ["bob@example.net", "c@example.net"] and str(path) in result.response
     assert path.read_bytes() == MESSAGE
@@ -183,7 +192,9 @@ async def test_the_path_follows_what_the_server_offers(smtp_relay, tmp_path, pip
     relay = _relay(tmp_path, smtp_relay.url, relay_pool_size=1)
     try:
         message = MESSAGE + b".starts with a dot\r\n.\r\nbare LF\nlast line"
-        result = await relay.send(sender="ann@example.com", recipients=["bob@example.net", "c@example.net"], message=message)
+        result = await relay.send(
+            sender="ann@example.com", recipients=["bob@example.net", "c@example.net"], message=message
+        )
         assert _pipelined(relay) is pipelining
     finally:
         await relay.close()
@@ -253,13 +264,16 @@ async def test_every_recipient_refused_while_the_server_still_answers_data_with_
     smtp_relay.behaviour.refuse.update({"x@example.net": "550 5.1.1 unknown", "y@example.net": "553 5.1.3 bad"})
     relay = _relay(tmp_path, smtp_relay.url)
     try:
-        result = await relay.send(sender="ann@example.com", recipients=["x@example.net", "y@example.net"], message=MESSAGE)
+        result = await relay.send(
+            sender="ann@example.com", recipients=["x@example.net", "y@example.net"], message=MESSAGE
+        )
         sessions = smtp_relay.sessions
         after = await relay.send(sender="ann@example.com", recipients=["bob@example.net"], message=MESSAGE)
     finally:
         await relay.close()
     assert result == RelayResult(
-        accepted=[], rejected={"x@example.net": (550, "5.1.1 unknown"), "y@example.net": (553, "5.1.3 bad")},
+        accepted=[],
+        rejected={"x@example.net": (550, "5.1.1 unknown"), "y@example.net": (553, "5.1.3 bad")},
         response="553 5.1.3 bad",
     )
     # Pipelined: the data phase was ended with a lone dot (an empty transaction), never with the message.
@@ -360,7 +374,7 @@ class ScriptedServer:
     async def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         step = self.chunk or len(data)
         for start in range(0, len(data), step):
-            writer.write(data[start:start + step])
+            writer.write(data[start : start + step])
             await writer.drain()
             await asyncio.sleep(0)
 
@@ -378,7 +392,9 @@ class ScriptedServer:
                         return
                     group.append(line)
                 self.groups.append(group)
-                await self._write(writer, b"250 2.1.0 Ok\r\n" + self.rcpt_reply * (len(group) - 2) + b"354 go ahead\r\n")
+                await self._write(
+                    writer, b"250 2.1.0 Ok\r\n" + self.rcpt_reply * (len(group) - 2) + b"354 go ahead\r\n"
+                )
                 self.messages.append(await reader.readuntil(b"\r\n.\r\n"))
                 await self._write(writer, b"250-2.0.0 Ok\r\n250 2.0.0 queued as X\r\n")
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -436,13 +452,17 @@ def test_pipelining_under_uvloop(certificate, tmp_path):
             scheme = "smtps" if server._implicit_tls else "smtp"
             relay = _relay(tmp_path, f"{scheme}://127.0.0.1:{server.port}?cafile={quote(str(certificate[0]))}")
             try:
-                results += await asyncio.gather(*(
-                    relay.send(sender="ann@example.com", recipients=[f"r{n}@example.net"], message=MESSAGE)
-                    for n in range(10)
-                ))
+                results += await asyncio.gather(
+                    *(
+                        relay.send(sender="ann@example.com", recipients=[f"r{n}@example.net"], message=MESSAGE)
+                        for n in range(10)
+                    )
+                )
                 assert all(connection.pipeline is not None for connection in relay._idle)
                 server.drop_connections()
-                results.append(await relay.send(sender="ann@example.com", recipients=["z@example.net"], message=MESSAGE))
+                results.append(
+                    await relay.send(sender="ann@example.com", recipients=["z@example.net"], message=MESSAGE)
+                )
             finally:
                 await relay.close()
                 await server.stop()

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -43,7 +43,7 @@ def test_retire_moves_the_home_to_the_trash_and_purge_waits_for_the_retention(tm
     entry = store.trashed()["mbx_1"]
     assert (entry / "Maildir" / "new" / "1.eml").read_bytes() == b"Subject: kept\r\n\r\n"
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert store.purge(now=now + timedelta(days=6)) == [] and entry.exists()
     assert store.purge(now=now + timedelta(days=7, seconds=1)) == ["mbx_1"]
     assert not entry.exists() and store.trashed() == {}
@@ -64,8 +64,9 @@ def test_retire_disconnects_sessions_before_moving(tmp_path):
         def disconnect(self, address):
             seen.append((address, (tmp_path / "mail" / "mbx_1").exists()))
 
-    store = MaildirStore(tmp_path / "mail", trash_root=tmp_path / "mail-trash", retention=timedelta(days=1),
-                         sessions=Sessions())
+    store = MaildirStore(
+        tmp_path / "mail", trash_root=tmp_path / "mail-trash", retention=timedelta(days=1), sessions=Sessions()
+    )
     store.provision("mbx_1")
     store.retire("mbx_1", address=ADDRESS)
     assert seen == [(ADDRESS, True)]
@@ -130,4 +131,3 @@ async def test_the_server_purges_the_trash_by_itself(settings):
         while mailbox_id in store.trashed() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert mailbox_id not in store.trashed()
-

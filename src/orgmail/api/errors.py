@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-import asyncpg
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,9 +39,13 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
     for item in exc.errors():
         kind = item.get("type", "")
         if kind == "json_invalid":
-            return InvalidRequest("The request body is not valid JSON.", details={"fields": [{"path": "body", "message": "invalid JSON"}]})
+            return InvalidRequest(
+                "The request body is not valid JSON.", details={"fields": [{"path": "body", "message": "invalid JSON"}]}
+            )
         if kind == "missing" and tuple(item.get("loc", ())) == ("body",):
-            return InvalidRequest("A JSON object body is required.", details={"fields": [{"path": "body", "message": "required"}]})
+            return InvalidRequest(
+                "A JSON object body is required.", details={"fields": [{"path": "body", "message": "required"}]}
+            )
         message = "unknown field" if kind == "extra_forbidden" else str(item.get("msg", "invalid"))
         fields.append({"path": _field_path(tuple(item.get("loc", ()))), "message": message})
     summary = "; ".join(f"{f['path']}: {f['message']}" for f in fields[:5])

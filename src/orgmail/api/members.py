@@ -15,9 +15,7 @@ router = APIRouter(prefix="/v1/mail/members", tags=["members"])
 @router.post("/add", responses=errors(403, 404, 409))
 async def add(body: MemberAddInput, caller: Caller, session: DbSession) -> MemberAdded:
     org_id = await org_scope(session, caller, body.org_id)
-    member = await members.add_member(
-        session, org_id=org_id, user_id=body.user_id, email=body.email, name=body.name
-    )
+    member = await members.add_member(session, org_id=org_id, user_id=body.user_id, email=body.email, name=body.name)
     return MemberAdded(member=Member.model_validate(member))
 
 

@@ -97,9 +97,7 @@ def _send_request(body: MailSendInput) -> sending.SendRequest:
         text=body.text,
         html=body.html,
         headers=dict(body.headers),
-        attachments=[
-            sending.Attachment(a.filename, a.content, a.content_type, a.content_id) for a in body.attachments
-        ],
+        attachments=[sending.Attachment(a.filename, a.content, a.content_type, a.content_id) for a in body.attachments],
         tags=dict(body.tags),
     )
 

@@ -64,9 +64,24 @@ class RateLimit:
         if not wait:
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"error": {"code": "rate_limited", "message": "Too many requests; slow down.",
-                                     "details": {"retryAfterSeconds": math.ceil(wait)}}}).encode()
-        await send({"type": "http.response.start", "status": 429, "headers": [
-            (b"content-type", b"application/json"), (b"retry-after", str(math.ceil(wait)).encode()),
-            (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "rate_limited",
+                    "message": "Too many requests; slow down.",
+                    "details": {"retryAfterSeconds": math.ceil(wait)},
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"retry-after", str(math.ceil(wait)).encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -30,7 +30,10 @@ class Schema(BaseModel):
     """What we answer: built from rows by attribute name, written out in camelCase."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", from_attributes=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        from_attributes=True,
         json_schema_serialization_defaults_required=True,
     )
 
@@ -39,7 +42,10 @@ class Input(BaseModel):
     """What comes in: camelCase names only, no unknown fields, no type coercion ("7" is not 7)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=False, validate_by_alias=True, extra="forbid",
+        alias_generator=to_camel,
+        validate_by_name=False,
+        validate_by_alias=True,
+        extra="forbid",
         strict=True,
     )
 
@@ -68,7 +74,9 @@ class Ok(Schema):
 # --- errors ---------------------------------------------------------------------------------------
 class ErrorBody(Schema):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="allow",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
         json_schema_serialization_defaults_required=False,  # details is left out when there are none
     )
     code: str
@@ -325,9 +333,7 @@ class MailSendInput(OrgScoped):
     subject: Annotated[str, StringConstraints(max_length=998, pattern=SINGLE_LINE)]
     text: Body | None = None
     html: Body | None = None
-    headers: dict[HeaderName, HeaderValue] = Field(
-        default_factory=dict
-    )
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
     attachments: list[Attachment] = Field(default_factory=list)
     tags: dict[Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SINGLE_LINE)], ShortText] = Field(
         default_factory=dict

@@ -100,19 +100,33 @@ async def dkim_keys(session: AsyncSession, *, domain_id: str) -> list[DkimKey]:
 def dns_records(domain: Domain, keys: list[DkimKey]) -> list[dict]:
     """What to publish: verification and DKIM are required; SPF and DMARC are suggestions."""
     records = [
-        dict(type="TXT", name=f"_orgmail.{domain.name}", value=f"orgmail-verification={domain.verification_token}",
-             purpose="verification", required=True),
+        dict(
+            type="TXT",
+            name=f"_orgmail.{domain.name}",
+            value=f"orgmail-verification={domain.verification_token}",
+            purpose="verification",
+            required=True,
+        ),
     ]
     records += [
-        dict(type="TXT", name=f"{key.selector}._domainkey.{domain.name}",
-             value=dns_record_value(algorithm=key.algorithm, public_key=key.public_key),
-             purpose="dkim", required=True)
+        dict(
+            type="TXT",
+            name=f"{key.selector}._domainkey.{domain.name}",
+            value=dns_record_value(algorithm=key.algorithm, public_key=key.public_key),
+            purpose="dkim",
+            required=True,
+        )
         for key in keys
     ]
     records += [
         dict(type="TXT", name=domain.name, value="v=spf1 mx ~all", purpose="spf", required=False),
-        dict(type="TXT", name=f"_dmarc.{domain.name}", value="v=DMARC1; p=none; adkim=r; aspf=r",
-             purpose="dmarc", required=False),
+        dict(
+            type="TXT",
+            name=f"_dmarc.{domain.name}",
+            value="v=DMARC1; p=none; adkim=r; aspf=r",
+            purpose="dmarc",
+            required=False,
+        ),
     ]
     return records
 
@@ -127,9 +141,7 @@ async def load_signing_keys(session: AsyncSession, *, domain_id: str, vault: Key
         cache_key = (domain_id, row.selector)
         key = _signing_key_cache.get(cache_key)
         if key is None:
-            key = vault.signing_key(
-                selector=row.selector, algorithm=row.algorithm, encrypted=row.private_key_encrypted
-            )
+            key = vault.signing_key(selector=row.selector, algorithm=row.algorithm, encrypted=row.private_key_encrypted)
             _signing_key_cache[cache_key] = key
         keys.append(key)
     return keys

@@ -97,9 +97,7 @@ async def address_taken(session: AsyncSession, *, address: str) -> bool:
 
 
 async def get_mailbox(session: AsyncSession, *, org_id: str, mailbox_id: str) -> Mailbox:
-    mailbox = await session.scalar(
-        select(Mailbox).where(Mailbox.org_id == org_id, Mailbox.id == mailbox_id)
-    )
+    mailbox = await session.scalar(select(Mailbox).where(Mailbox.org_id == org_id, Mailbox.id == mailbox_id))
     if mailbox is None:
         raise NotFound("No such mailbox.")
     return mailbox
@@ -147,14 +145,16 @@ class TidyResult:
     purged: list[str]
 
 
-async def tidy_mail_store(session: AsyncSession, *, store: MailStore, grace: timedelta = timedelta(minutes=5)) -> TidyResult:
+async def tidy_mail_store(
+    session: AsyncSession, *, store: MailStore, grace: timedelta = timedelta(minutes=5)
+) -> TidyResult:
     """Housekeeping across all orgs (an operator step, hence no org id): move homes whose mailbox row is
     gone (a delete that crashed between its commit and the move) to the trash, then purge the trash.
     """
     home_ids = await asyncio.to_thread(store.home_ids, older_than=grace)
     alive: set[str] = set()
     for start in range(0, len(home_ids), 500):
-        chunk = home_ids[start:start + 500]
+        chunk = home_ids[start : start + 500]
         alive |= set(await session.scalars(select(Mailbox.id).where(Mailbox.id.in_(chunk))))
     await session.rollback()
     orphans = [mailbox_id for mailbox_id in home_ids if mailbox_id not in alive]

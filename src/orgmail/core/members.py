@@ -35,9 +35,7 @@ async def list_members(
 
 
 async def require_member(session: AsyncSession, *, org_id: str, user_id: str) -> Member:
-    member = await session.scalar(
-        select(Member).where(Member.org_id == org_id, Member.user_id == user_id)
-    )
+    member = await session.scalar(select(Member).where(Member.org_id == org_id, Member.user_id == user_id))
     if member is None:
         raise MemberNotFound(details={"userId": user_id})
     return member
@@ -46,9 +44,7 @@ async def require_member(session: AsyncSession, *, org_id: str, user_id: str) ->
 async def remove_member(session: AsyncSession, *, org_id: str, user_id: str) -> None:
     """Removing a member also unassigns the mailboxes they held."""
     async with session.begin():
-        result = await session.execute(
-            delete(Member).where(Member.org_id == org_id, Member.user_id == user_id)
-        )
+        result = await session.execute(delete(Member).where(Member.org_id == org_id, Member.user_id == user_id))
         if result.rowcount == 0:
             raise MemberNotFound(details={"userId": user_id})
         mailboxes = await session.scalars(

@@ -43,9 +43,7 @@ async def require_org(session: AsyncSession, org_id: str) -> Org:
     return org
 
 
-async def create_api_key(
-    session: AsyncSession, *, org_id: str, name: str | None = None
-) -> tuple[ApiKey, str]:
+async def create_api_key(session: AsyncSession, *, org_id: str, name: str | None = None) -> tuple[ApiKey, str]:
     """Returns the row and the plaintext key, which is never available again."""
     async with session.begin():
         await require_org(session, org_id)
@@ -72,7 +70,7 @@ def is_admin_token(token: str, admin_token: str | None) -> bool:
 def split_key(key: str) -> tuple[str, str] | None:
     if not key.startswith(KEY_PREFIX):
         return None
-    body, sep, secret = key[len(KEY_PREFIX):].partition("_")
+    body, sep, secret = key[len(KEY_PREFIX) :].partition("_")
     if not sep or not body or not secret or len(key) > 200:
         return None
     return f"key_{body}", secret
@@ -85,9 +83,7 @@ async def org_for_key(session: AsyncSession, key: str) -> str:
         raise Unauthorized()
     key_id, secret = parts
     row = (
-        await session.execute(
-            select(ApiKey.org_id, ApiKey.secret_hash, ApiKey.revoked_at).where(ApiKey.id == key_id)
-        )
+        await session.execute(select(ApiKey.org_id, ApiKey.secret_hash, ApiKey.revoked_at).where(ApiKey.id == key_id))
     ).first()
     if row is None or row.revoked_at is not None:
         raise Unauthorized()

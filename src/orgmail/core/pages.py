@@ -42,9 +42,7 @@ def _decode(cursor: str) -> str:
     return last_id
 
 
-async def newest_first(
-    session: AsyncSession, query: Select, id_column: Any, *, limit: int, cursor: str | None
-) -> Page:
+async def newest_first(session: AsyncSession, query: Select, id_column: Any, *, limit: int, cursor: str | None) -> Page:
     if cursor:
         query = query.where(id_column < _decode(cursor))
     rows = list((await session.scalars(query.order_by(id_column.desc()).limit(limit + 1))).all())

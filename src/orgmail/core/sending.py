@@ -297,13 +297,14 @@ async def relay_and_record(log: SendLog, *, row: SendLogRow, relay: Relay, recip
         raise RelayUnavailable(details={"messageId": row.id, "reason": reason}) from None
     except Exception:
         # Not the relay's answer but our own failure: the relay did not take the message either.
-        await _record_durably(lambda: _store_failure(log, row, code="internal_error", reason="internal error while relaying"))
+        await _record_durably(
+            lambda: _store_failure(log, row, code="internal_error", reason="internal error while relaying")
+        )
         raise
     await _record_durably(lambda: record_result(log, row=row, result=result))
     if not result.accepted:
         raise RelayRejected(
-            details={"messageId": row.id, "response": result.response,
-                     "rejectedRecipients": row.rejected_recipients},
+            details={"messageId": row.id, "response": result.response, "rejectedRecipients": row.rejected_recipients},
         )
     return row
 
@@ -348,9 +349,7 @@ async def fail_unfinished_sends(session: AsyncSession, *, older_than: timedelta)
     cutoff = utcnow() - older_than
     async with session.begin():
         result = await session.execute(
-            _UPDATE
-            .where(_MESSAGES.c.status == "queued", _MESSAGES.c.updated_at < cutoff)
-            .values(
+            _UPDATE.where(_MESSAGES.c.status == "queued", _MESSAGES.c.updated_at < cutoff).values(
                 status="failed",
                 error_code="outcome_unknown",
                 error_message="The service stopped while relaying; the relay may or may not have the message.",
@@ -361,9 +360,7 @@ async def fail_unfinished_sends(session: AsyncSession, *, older_than: timedelta)
 
 
 # --- idempotency ---------------------------------------------------------------------------------
-async def _repeat(
-    log: SendLog, earlier: SendLogRow, *, request_hash: str, relay: Relay, limits: Limits
-) -> SendLogRow:
+async def _repeat(log: SendLog, earlier: SendLogRow, *, request_hash: str, relay: Relay, limits: Limits) -> SendLogRow:
     """A key seen before: the first row's outcome, relaying it again only if the relay never took it."""
     if earlier.request_hash != request_hash:
         raise IdempotencyConflict(details={"messageId": earlier.id})
@@ -377,8 +374,11 @@ async def _repeat(
             )
         if earlier.status == "bounced":
             raise RelayRejected(
-                details={"messageId": earlier.id, "response": earlier.relay_response,
-                         "rejectedRecipients": earlier.rejected_recipients}
+                details={
+                    "messageId": earlier.id,
+                    "response": earlier.relay_response,
+                    "rejectedRecipients": earlier.rejected_recipients,
+                }
             )
         if earlier.status == "failed" and await _claim_for_retry(log, earlier):
             return await relay_and_record(log, row=earlier, relay=relay, recipients=_envelope(earlier))

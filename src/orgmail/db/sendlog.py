@@ -204,8 +204,14 @@ def _quoted(name: str) -> str:
 
 # Array types for unnest(): without lengths, so that a value too long for its column is refused by
 # the INSERT instead of cut short by the cast (an explicit cast to varchar(n) truncates).
-_PG_ARRAY_TYPES = {"VARCHAR": "text[]", "TEXT": "text[]", "JSON": "json[]", "INTEGER": "int[]", "BYTEA": "bytea[]",
-                   "TIMESTAMP WITH TIME ZONE": "timestamptz[]"}
+_PG_ARRAY_TYPES = {
+    "VARCHAR": "text[]",
+    "TEXT": "text[]",
+    "JSON": "json[]",
+    "INTEGER": "int[]",
+    "BYTEA": "bytea[]",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz[]",
+}
 
 
 def _pg_array_type(name: str) -> str:
@@ -235,7 +241,9 @@ _PG_SUPPRESS = (
 
 def _pg_update_many(names: tuple[str, ...]) -> str:
     """UPDATE of `names` for many rows at once: ids and new values as parallel arrays."""
-    sources = ", ".join(f"${i}::{kind}" for i, kind in enumerate(["text[]", *(_PG_ARRAY_TYPE[n] for n in names)], start=1))
+    sources = ", ".join(
+        f"${i}::{kind}" for i, kind in enumerate(["text[]", *(_PG_ARRAY_TYPE[n] for n in names)], start=1)
+    )
     return (
         f"UPDATE messages AS m SET {', '.join(f'{_quoted(n)} = v.{_quoted(n)}' for n in names)} "
         f"FROM unnest({sources}) AS v(id, {', '.join(_quoted(n) for n in names)}) "
@@ -250,7 +258,7 @@ def _to_database(name: str, value: Any) -> Any:
 
 
 def _from_record(record) -> SendLogRow:
-    return SendLogRow(*(json.loads(v) if n in JSON_COLUMNS else v for n, v in zip(COLUMNS, record)))
+    return SendLogRow(*(json.loads(v) if n in JSON_COLUMNS else v for n, v in zip(COLUMNS, record, strict=True)))
 
 
 async def _nothing_to_reset(_connection) -> None:
@@ -271,8 +279,12 @@ class PostgresSendLog:
         """A pool that opens its connections when first needed: the service starts, and answers 503,
         while the database is down."""
         pool = asyncpg.create_pool(
-            dsn, min_size=0, max_size=max_size, max_inactive_connection_lifetime=300,
-            reset=_nothing_to_reset, timeout=connect_timeout,
+            dsn,
+            min_size=0,
+            max_size=max_size,
+            max_inactive_connection_lifetime=300,
+            reset=_nothing_to_reset,
+            timeout=connect_timeout,
         )
         await pool  # with min_size=0 this opens no connection yet
         return cls(pool)
@@ -346,7 +358,8 @@ class PostgresSendLog:
         arguments = [row_id] if if_status is None else [row_id, if_status]
         status = await executor.execute(
             f"UPDATE messages SET {assignments} WHERE {condition}",
-            *arguments, *(_to_database(n, values[n]) for n in names),
+            *arguments,
+            *(_to_database(n, values[n]) for n in names),
         )
         return status == "UPDATE 1"
 
@@ -371,7 +384,8 @@ class SqlAlchemySendLog:
             index_elements=["org_id", "idempotency_key"]
         )
         self._suppressed = select(_SUPPRESSIONS.c.email).where(
-            _SUPPRESSIONS.c.org_id == bindparam("org_id"), _SUPPRESSIONS.c.email.in_(bindparam("emails", expanding=True))
+            _SUPPRESSIONS.c.org_id == bindparam("org_id"),
+            _SUPPRESSIONS.c.email.in_(bindparam("emails", expanding=True)),
         )
         self._updates: dict[tuple[str, ...], Any] = {}  # (if_status given?, column names) -> UPDATE
 
@@ -409,7 +423,9 @@ class SqlAlchemySendLog:
             if rows:
                 await connection.execute(suppressions_insert(self._engine.dialect.name, rows))
 
-    async def _update(self, connection, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
+    async def _update(
+        self, connection, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None
+    ) -> bool:
         shape = (if_status is not None, *values)
         statement = self._updates.get(shape)
         if statement is None:
@@ -440,5 +456,3 @@ async def open_send_log(database_url: str, engine: AsyncEngine) -> SendLog:
     from orgmail.db.session import create_engine
 
     return SqlAlchemySendLog(engine, create_engine(database_url, isolation_level="AUTOCOMMIT"))
-
-

@@ -31,8 +31,13 @@ def create_engine(database_url: str, **options) -> AsyncEngine:
     # so the next checkouts open fresh connections.
     # Short connect and pool timeouts: an outage answers 503 in seconds instead of hanging clients.
     return create_async_engine(
-        database_url, pool_size=10, max_overflow=10, pool_recycle=1800,
-        pool_timeout=10, connect_args={"timeout": 5}, **options,
+        database_url,
+        pool_size=10,
+        max_overflow=10,
+        pool_recycle=1800,
+        pool_timeout=10,
+        connect_args={"timeout": 5},
+        **options,
     )
 
 
@@ -55,12 +60,15 @@ def is_connection_failure(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (ConnectionError, TimeoutError)):  # refused, reset, or a pool/connect timeout
         return True
-    return isinstance(exc, (
-        asyncpg.PostgresConnectionError,  # the connection broke mid-statement
-        asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or starting up
-        asyncpg.TooManyConnectionsError,
-        asyncpg.exceptions.ConnectionDoesNotExistError,
-    )) or (isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc))
+    return isinstance(
+        exc,
+        (
+            asyncpg.PostgresConnectionError,  # the connection broke mid-statement
+            asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or starting up
+            asyncpg.TooManyConnectionsError,
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+        ),
+    ) or (isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc))
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

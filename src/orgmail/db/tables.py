@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -29,17 +29,17 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -88,9 +88,7 @@ class Domain(Base):
 
 class DkimKey(Base):
     __tablename__ = "dkim_keys"
-    domain_id: Mapped[str] = mapped_column(
-        ForeignKey("domains.id", ondelete="CASCADE"), primary_key=True
-    )
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"), primary_key=True)
     selector: Mapped[str] = mapped_column(String(63), primary_key=True)
     algorithm: Mapped[str] = mapped_column(String(16))  # "rsa" | "ed25519"
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)

@@ -27,8 +27,19 @@ Algorithm = Literal["rsa", "ed25519"]
 # Signed when present (RFC 6376 §5.4.1 recommends these); `from` is signed once more than it occurs
 # ("oversigning") so that nobody can add a second From after signing.
 SIGNED_HEADERS = (
-    "from", "reply-to", "subject", "date", "to", "cc", "message-id", "in-reply-to", "references",
-    "mime-version", "content-type", "content-transfer-encoding", "list-unsubscribe",
+    "from",
+    "reply-to",
+    "subject",
+    "date",
+    "to",
+    "cc",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "list-unsubscribe",
     "list-unsubscribe-post",
 )
 
@@ -56,8 +67,11 @@ def generate_keys(*, today: str | None = None, tag: str | None = None) -> list[G
     stamp = (today or time.strftime("%Y%m%d", time.gmtime())) + (tag if tag is not None else secrets.token_hex(2))
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ed_key = ed25519.Ed25519PrivateKey.generate()
-    pkcs8 = dict(encoding=serialization.Encoding.DER, format=serialization.PrivateFormat.PKCS8,
-                 encryption_algorithm=serialization.NoEncryption())
+    pkcs8 = dict(
+        encoding=serialization.Encoding.DER,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
     rsa_public = rsa_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -153,7 +167,7 @@ def sign(message: bytes, *, domain: str, keys: list[SigningKey], timestamp: int 
         dkim.hash_headers(hasher, Relaxed, canonical, list(include), unsigned_header, None)
         value = base64.b64encode(_signature(key, hasher.digest()))
         # b= is folded into 76-character lines; relaxed canonicalization ignores the folding.
-        folded_b = b"\r\n\t".join(value[i:i + 76] for i in range(0, len(value), 76))
+        folded_b = b"\r\n\t".join(value[i : i + 76] for i in range(0, len(value), 76))
         signatures.append(b"DKIM-Signature: " + unsigned + b";\r\n\tb=" + folded_b + b"\r\n")
     return b"".join(signatures) + message
 

@@ -72,9 +72,7 @@ class DnsTxtResolver:
         except dns.exception.DNSException:
             return []  # a name DNS cannot hold has no records
         try:
-            answer = await self._resolver.resolve(
-                qname, dns.rdatatype.TXT, raise_on_no_answer=False, search=False
-            )
+            answer = await self._resolver.resolve(qname, dns.rdatatype.TXT, raise_on_no_answer=False, search=False)
         except dns.resolver.NXDOMAIN:
             return []
         except dns.exception.Timeout:

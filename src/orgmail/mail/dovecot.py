@@ -107,9 +107,7 @@ iterate_query = SELECT address AS user FROM dovecot_users
 """
 
 
-def render_config(
-    settings: Settings, *, out_dir: Path, listen: str, imap_port: int, lmtp_port: int
-) -> str:
+def render_config(settings: Settings, *, out_dir: Path, listen: str, imap_port: int, lmtp_port: int) -> str:
     """dovecot.conf: IMAP and LMTP on `listen`, its own base_dir and state_dir under `out_dir` (so it
     runs beside a system Dovecot), accounts from our database, Maildir homes under the mail root."""
     out = _plain_path(out_dir.resolve())
@@ -293,9 +291,7 @@ class DoveadmSessions:
         # look-alike accounts, which only makes their clients reconnect.
         command = [binary, *(["-c", str(self.config)] if self.config else []), "kick", "--", address]
         try:
-            result = subprocess.run(
-                command, capture_output=True, text=True, timeout=self.timeout_seconds, check=False
-            )
+            result = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout_seconds, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.warning("doveadm kick %s: %s", address, exc.__class__.__name__)
             return

@@ -93,10 +93,30 @@ _UTF8_QP.body_encoding = QP  # readable in a raw view, unlike base64
 RESERVED_HEADERS = frozenset(
     name.lower()
     for name in (
-        "From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Subject", "Date", "Message-ID",
-        "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
-        "Content-ID", "DKIM-Signature", "Received", "Return-Path", "Resent-From", "Resent-Sender",
-        "Resent-To", "Resent-Cc", "Resent-Bcc", "Resent-Date", "Resent-Message-ID",
+        "From",
+        "Sender",
+        "To",
+        "Cc",
+        "Bcc",
+        "Reply-To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "Content-Disposition",
+        "Content-ID",
+        "DKIM-Signature",
+        "Received",
+        "Return-Path",
+        "Resent-From",
+        "Resent-Sender",
+        "Resent-To",
+        "Resent-Cc",
+        "Resent-Bcc",
+        "Resent-Date",
+        "Resent-Message-ID",
     )
 )
 
@@ -159,8 +179,11 @@ def build(draft: Draft, *, boundary_token: str | None = None) -> bytes:
     (the standard library's) and checked not to occur in the content (`_Generator`).
     """
     message = _body(draft)
-    content_headers = [(name, message[name]) for name in ("MIME-Version", "Content-Type", "Content-Transfer-Encoding")
-                       if name in message]
+    content_headers = [
+        (name, message[name])
+        for name in ("MIME-Version", "Content-Type", "Content-Transfer-Encoding")
+        if name in message
+    ]
     for name, _value in content_headers:
         del message[name]
     message["From"] = _addresses([draft.sender])

@@ -23,6 +23,6 @@ def verify_dovecot_hash(stored: str, password: str) -> bool:
     if not stored.startswith(DOVECOT_SCHEME):
         return False
     try:
-        return _hasher.verify(stored[len(DOVECOT_SCHEME):], password)
+        return _hasher.verify(stored[len(DOVECOT_SCHEME) :], password)
     except VerificationError:
         return False

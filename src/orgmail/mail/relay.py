@@ -326,9 +326,7 @@ class _PipelineReader(asyncio.Protocol):
 
 
 # --- one transaction -----------------------------------------------------------------------------
-async def _transaction(
-    connection: _Connection, sender: str, recipients: list[str], message: bytes
-) -> RelayResult:
+async def _transaction(connection: _Connection, sender: str, recipients: list[str], message: bytes) -> RelayResult:
     if not connection.is_connected:
         raise _StaleConnection()  # the server closed it while it was idle, and we noticed
     if connection.pipeline is not None:
@@ -406,7 +404,7 @@ async def _pipelined_transaction(
     rejected: dict[str, tuple[int, str]] = {}
     deferred: tuple[str, SMTPResponse] | None = None
     if mail_reply.code == SMTPStatus.completed:
-        for recipient, reply in zip(recipients, rcpt_replies):
+        for recipient, reply in zip(recipients, rcpt_replies, strict=True):
             if reply.code in _RECIPIENT_OK:
                 accepted.append(recipient)
             elif reply.code < 500:

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -111,7 +111,7 @@ class MaildirStore:
         if not home.exists():
             return
         self.trash_root.mkdir(parents=True, exist_ok=True)
-        entry = self.trash_root / f"{datetime.now(timezone.utc).strftime(_TRASH_STAMP)}.{mailbox_id}"
+        entry = self.trash_root / f"{datetime.now(UTC).strftime(_TRASH_STAMP)}.{mailbox_id}"
         # One rename: the home vanishes whole, even if purging it later takes a while.
         os.rename(home, entry)
         log.info("mailbox %s moved to the trash", mailbox_id)
@@ -122,10 +122,13 @@ class MaildirStore:
         """Ids of the live homes last changed before `older_than` ago (young ones may be mid-create)."""
         if not self.root.is_dir():
             return []
-        cutoff = datetime.now(timezone.utc).timestamp() - older_than.total_seconds()
+        cutoff = datetime.now(UTC).timestamp() - older_than.total_seconds()
         return [
-            entry.name for entry in self.root.iterdir()
-            if _HOME_NAME.match(entry.name) and entry.is_dir() and not entry.is_symlink()
+            entry.name
+            for entry in self.root.iterdir()
+            if _HOME_NAME.match(entry.name)
+            and entry.is_dir()
+            and not entry.is_symlink()
             and entry.stat().st_mtime < cutoff
         ]
 
@@ -146,12 +149,12 @@ class MaildirStore:
         Entries this store did not name are left alone, and a symlink is unlinked, never followed.
         Several processes may purge at once: an entry another one removed first is not an error.
         """
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         purged = []
         for mailbox_id, entry in sorted(self.trashed().items()):
             match = _TRASH_ENTRY.match(entry.name)
             assert match is not None
-            trashed_at = datetime.strptime(match["stamp"], _TRASH_STAMP).replace(tzinfo=timezone.utc)
+            trashed_at = datetime.strptime(match["stamp"], _TRASH_STAMP).replace(tzinfo=UTC)
             if now - trashed_at < self.retention:
                 continue
             try:
