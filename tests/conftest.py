@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -25,7 +26,9 @@ from orgmail.db.session import upgrade_database
 from orgmail.db.tables import Domain
 from orgmail.ids import new_id
 from tests.dns_server import AuthoritativeDnsServer
-from tests.smtp_relay import SmtpTestRelay
+
+if TYPE_CHECKING:
+    from tests.smtp_relay import SmtpTestRelay
 
 # The SMTP relay fixtures (`smtp_relay_server`, `smtp_relay`) live beside the relay they start.
 pytest_plugins = ["tests.smtp_relay"]

@@ -2,7 +2,8 @@
 
 It records every message it accepts (envelope and bytes) and can be told to misbehave the way real
 relays do: refuse the sender or recipients (5xx) or defer them (4xx), answer DATA with an error, drop
-the connection mid-session, or be down altogether. STARTTLS and AUTH use a certificate made here.
+the connection or stall mid-session, before or after reading the whole message, answer slowly, or be
+down altogether. STARTTLS and AUTH use a certificate made here.
 
 Like real relays it offers PIPELINING (RFC 2920) in its EHLO reply, which aiosmtpd by itself does not
 (it reads commands line by line from a stream, so pipelined commands work); `pipelining = False`
@@ -20,11 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, syntax
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from orgmail.config import load_settings
+from orgmail.mail.relay import Relay, SmtpRelay, relay_from_url
 
 
 @dataclass
@@ -43,8 +47,14 @@ class Behaviour:
     refuse: dict[str, str] = field(default_factory=dict)  # RCPT address -> "550 5.1.1 …" or "451 …"
     data_without_recipients: bool = False  # answer DATA with 354 even when every RCPT was refused
     data_reply: str | None = None  # e.g. "451 4.3.0 try later", "554 5.6.0 content refused"
-    drop_at: str | None = None  # "mail", "rcpt" or "data" (after the message was sent, before the reply)
-    delay_data: float = 0.0
+    # Before the end of the message, which is then not taken:
+    drop_at: str | None = None  # "mail", "rcpt" or "data" (at the DATA command): close instead of replying
+    stall_at: str | None = None  # "data": never answer DATA; "message": answer 354, then read nothing more
+    reply_delay: float = 0.0  # every reply, the greeting included, comes this many seconds late
+    # After the whole message was read (and recorded in `received`: RFC 1047, it may have been queued):
+    drop_after_data: bool = False  # close without replying
+    stall_after_data: bool = False  # never reply
+    delay_data: float = 0.0  # reply this many seconds late
 
 
 class RecordingHandler:
@@ -84,9 +94,6 @@ class RecordingHandler:
         behaviour = self.relay.behaviour
         if behaviour.delay_data:
             await asyncio.sleep(behaviour.delay_data)
-        if behaviour.drop_at == "data":
-            server.transport.abort()  # the message came in but was never acknowledged: not taken
-            return "421 gone"
         if behaviour.data_reply:
             return behaviour.data_reply
         recipients = [address for address in envelope.rcpt_tos if address is not _REFUSED]
@@ -94,7 +101,46 @@ class RecordingHandler:
             self.relay.data_without_recipients.append(envelope.original_content)
             return "554 5.5.1 Error: no valid recipients"
         self.relay.received.append(Received(envelope.mail_from, recipients, envelope.original_content))
+        if behaviour.drop_after_data:
+            server.transport.abort()
+            return "421 gone"
+        if behaviour.stall_after_data:
+            await self.relay.stall(server)
         return f"250 2.0.0 Ok: queued as Q{len(self.relay.received)}"
+
+
+class RecordingSMTP(SMTP):
+    """aiosmtpd's server, plus what its handler hooks cannot do: notice how commands arrive, answer
+    slowly, and drop or stall at the DATA command or in the message."""
+
+    def __init__(self, relay: SmtpTestRelay, **kwargs):
+        super().__init__(RecordingHandler(relay), **kwargs)
+        self.relay = relay
+
+    def data_received(self, data: bytes) -> None:
+        if data.startswith(b"MAIL FROM:"):
+            self.relay.mail_arrivals.append(data)
+        super().data_received(data)
+
+    async def push(self, status):
+        last_line = (status if isinstance(status, bytes) else status.encode())[3:4] != b"-"
+        if last_line and self.relay.behaviour.reply_delay:
+            await asyncio.sleep(self.relay.behaviour.reply_delay)
+        await super().push(status)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        behaviour = self.relay.behaviour
+        if behaviour.drop_at == "data":
+            self.transport.abort()
+        elif behaviour.stall_at == "data":
+            await self.relay.stall(self)
+        elif behaviour.stall_at == "message":
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            self.transport.pause_reading()  # the client's writes pile up in its own buffer
+            await self.relay.stall(self)
+        else:
+            await super().smtp_DATA(arg)
 
 
 _REFUSED = "<refused>"  # stands for a refused recipient in the envelope (`data_without_recipients`)
@@ -146,6 +192,7 @@ class SmtpTestRelay:
         self.received: list[Received] = []
         self.data_without_recipients: list[bytes] = []  # what came after a 354 given to nobody
         self.commands: list[str] = []  # MAIL commands seen, one per transaction begun
+        self.mail_arrivals: list[bytes] = []  # each piece of input that began with MAIL FROM, as it arrived
         self.behaviour = Behaviour()
         self.sessions = 0  # connections opened: pooling means few
         self.logins: list[str] = []
@@ -157,6 +204,7 @@ class SmtpTestRelay:
         self._credentials = credentials
         self._server: asyncio.AbstractServer | None = None
         self._protocols: list[SMTP] = []
+        self._release = asyncio.Event()
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         ok = (
@@ -177,7 +225,7 @@ class SmtpTestRelay:
             kwargs.update(
                 authenticator=self._authenticate, auth_required=True, auth_require_tls=self._tls_context is not None
             )
-        protocol = SMTP(RecordingHandler(self), hostname="relay.test", **kwargs)
+        protocol = RecordingSMTP(self, hostname="relay.test", **kwargs)
         self._protocols.append(protocol)
         return protocol
 
@@ -193,6 +241,7 @@ class SmtpTestRelay:
 
     async def stop(self) -> None:
         """Down: no listener, and every open connection is cut."""
+        self._release_stalled()
         if self._server is not None:
             self._server.close()
             for protocol in self._protocols:
@@ -209,10 +258,24 @@ class SmtpTestRelay:
                 protocol.transport.abort()
         self._protocols.clear()
 
+    async def stall(self, protocol: SMTP) -> None:
+        """Answer nothing more on this connection; close it at `reset()` or `stop()` unless the client
+        did first. Either way aiosmtpd then cancels the session, and with it this wait."""
+        await self._release.wait()
+        if protocol.transport is not None:
+            protocol.transport.abort()
+        await asyncio.Event().wait()
+
+    def _release_stalled(self) -> None:
+        self._release.set()
+        self._release = asyncio.Event()
+
     def reset(self) -> None:
+        self._release_stalled()
         self.received.clear()
         self.data_without_recipients.clear()
         self.commands.clear()
+        self.mail_arrivals.clear()
         self.behaviour = Behaviour()
 
 
@@ -234,3 +297,31 @@ async def smtp_relay(smtp_relay_server):
     if smtp_relay_server._server is None:
         await smtp_relay_server.start()
     smtp_relay_server.reset()
+
+
+# --- the other side, for the relay tests -------------------------------------------------------------
+MESSAGE = (
+    b"From: ann@example.com\r\nTo: bob@example.net\r\nSubject: hi\r\n"
+    b"Message-ID: <msg_01TEST@example.com>\r\n\r\nHello.\r\n"
+)
+
+
+def relay_to(tmp_path: Path, url: str, environ: dict[str, str] | None = None, **overrides) -> Relay:
+    """The relay the service makes of `ORGMAIL_RELAY_URL=url`, other ORGMAIL_* variables in `environ`
+    and Settings fields in `overrides`."""
+    settings = load_settings(
+        environ or {},
+        data_dir=tmp_path,
+        database_url="sqlite+aiosqlite:///:memory:",
+        secret_key=b"k",
+        relay_url=url,
+        **overrides,
+    )
+    return relay_from_url(settings)
+
+
+def pipelined(relay: Relay) -> bool:
+    """Whether the relay's one idle connection pipelines."""
+    assert isinstance(relay, SmtpRelay)
+    [connection] = relay._idle
+    return connection.pipeline is not None

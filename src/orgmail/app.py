@@ -27,9 +27,15 @@ from orgmail.api.limits import BodySizeLimit
 from orgmail.api.ratelimit import RateLimit
 from orgmail.config import Settings, load_settings
 from orgmail.core.mailboxes import tidy_periodically
-from orgmail.core.sending import fail_unfinished_sends
+from orgmail.core.sending import Limits, SendPipeline, settle_unfinished_sends
 from orgmail.db.sendlog import open_send_log
-from orgmail.db.session import create_engine, create_session_factory, ping
+from orgmail.db.session import (
+    CONNECTION_FAILURE_TYPES,
+    create_engine,
+    create_session_factory,
+    is_connection_failure,
+    ping,
+)
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.dns import DnsTxtResolver
 from orgmail.mail.dovecot import DoveadmSessions
@@ -121,8 +127,9 @@ def _console(app: FastAPI, directory: Path) -> None:
 async def _settle_unfinished_sends(app: FastAPI, settings: Settings) -> None:
     """Rows a previous run left `queued` (DESIGN.md §5); a database that is not up yet is not fatal."""
     try:
-        async with app.state.session_factory() as session:
-            count = await fail_unfinished_sends(session, older_than=timedelta(seconds=settings.relay_timeout_seconds))
+        count = await settle_unfinished_sends(
+            app.state.send_log, older_than=timedelta(seconds=settings.relay_timeout_seconds)
+        )
     except Exception as exc:  # the service must start (and answer 503) even with the database down
         log.warning("could not settle unfinished sends at start: %s", exc.__class__.__name__)
         return
@@ -140,6 +147,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = create_session_factory(engine)
         app.state.relay = relay_from_url(settings)
         app.state.send_log = await open_send_log(settings.database_url, engine)
+        app.state.send_pipeline = SendPipeline(
+            relay=app.state.relay,
+            vault=app.state.vault,
+            log=app.state.send_log,
+            limits=Limits(
+                max_recipients=settings.max_recipients,
+                max_message_bytes=settings.max_message_bytes,
+                relay_timeout_seconds=settings.relay_timeout_seconds,
+            ),
+        )
         await _settle_unfinished_sends(app, settings)
         # Everything loaded so far (modules, routes, SQLAlchemy and Pydantic machinery) lives as long
         # as the process: out of the collector's sight, a full collection scans only what requests
@@ -171,7 +188,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.vault = KeyVault(settings.secret_key)
     app.state.api_key_cache = ApiKeyCache()
     app.state.dns_resolver = DnsTxtResolver(settings.dns_nameservers, timeout_seconds=settings.dns_timeout_seconds)
-    install_error_handlers(app)
+    install_error_handlers(
+        app, connection_failure_types=CONNECTION_FAILURE_TYPES, is_connection_failure=is_connection_failure
+    )
 
     app.include_router(mailboxes.router)
     app.include_router(suppressions.router)
@@ -207,6 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rate_per_second=settings.rate_limit_per_second,
             burst=settings.rate_limit_burst,
             admin_token=settings.admin_token,
+            verified_keys=app.state.api_key_cache,
         )
     _metrics(app)  # added last, so outermost: 413 and 429 answers are counted too
     return app

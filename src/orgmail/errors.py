@@ -77,7 +77,7 @@ class AllRecipientsSuppressed(OrgmailError):
 
 
 class RateLimited(OrgmailError):
-    code, status, message = "rate_limited", 429, "Too many requests."
+    code, status, message = "rate_limited", 429, "Too many requests; slow down."
 
 
 class RelayRejected(OrgmailError):
@@ -86,6 +86,16 @@ class RelayRejected(OrgmailError):
 
 class RelayUnavailable(OrgmailError):
     code, status, message = "relay_unavailable", 503, "The relay could not be reached; try again."
+
+
+class RelayOutcomeUnknown(OrgmailError):
+    code, status, message = (
+        "relay_outcome_unknown",
+        504,
+        "The connection to the relay was lost after the whole message was sent, before the relay "
+        "answered: it may or may not have the message. A retry with the same idempotency key relays "
+        'nothing unless the body adds "retryUnknown": true (which may deliver it twice).',
+    )
 
 
 class Unavailable(OrgmailError):

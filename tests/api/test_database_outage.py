@@ -1,7 +1,7 @@
 """A database outage answers 503 `unavailable` with Retry-After, and the service reconnects by itself.
 
-PostgreSQL is reached through a TCP proxy that the test cuts and restores: a real server, a real
-outage of the network path between the service and it.
+Two real outages: the network path to PostgreSQL cut and restored by a TCP proxy, and a private
+PostgreSQL server stopped and started under load (tests/postgres_server.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from orgmail.config import load_settings
 from orgmail.core import domains, orgs
 from orgmail.db.session import upgrade_database
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
+from tests.postgres_server import PrivatePostgres
+from tests.processes import OrgmailServer, provision_sender
 
 
 class TcpProxy:
@@ -122,3 +124,68 @@ async def test_a_send_during_an_outage_answers_503_and_the_next_one_after_it_is_
     back = await http.post("/v1/mail/messages/send", json=message)
     assert back.status_code == 200, back.text
     assert back.json()["message"]["status"] == "sent"
+
+
+@pytest.fixture
+async def private_postgres():
+    server = await asyncio.to_thread(lambda: PrivatePostgres().create())
+    yield server
+    await asyncio.to_thread(server.destroy)
+
+
+async def test_postgresql_stopped_under_concurrent_sends_is_503_and_one_line_a_second(private_postgres, tmp_path):
+    """Issue #10, defect 4: a real PostgreSQL stopped for ~3 s under ~50 sends/s. Every answer is
+    200 or 503 `unavailable` (with Retry-After), never a 500; the log says the database is unavailable
+    at most once a second and shows no traceback; sends succeed again once it is back."""
+    admin = "outage-admin"
+    env = {
+        "ORGMAIL_DATA_DIR": str(tmp_path / "data"),
+        "ORGMAIL_DATABASE_URL": private_postgres.url,
+        "ORGMAIL_ADMIN_TOKEN": admin,
+    }
+    server = OrgmailServer(env, tmp_path / "serve.log")
+    try:
+        await server.start()
+        caller = await provision_sender(server, admin_token=admin, domain="outage.example")
+        message = {"from": "shop@outage.example", "to": "ann@example.net", "subject": "Hi", "text": "Hello"}
+        answers: list[tuple[int, str, str | None]] = []
+
+        async with httpx.AsyncClient(base_url=server.base, headers=caller, timeout=30) as http:
+
+            async def one_send() -> None:
+                response = await http.post("/v1/mail/messages/send", json=message)
+                code = response.json().get("error", {}).get("code", "") if response.status_code != 200 else ""
+                answers.append((response.status_code, code, response.headers.get("retry-after")))
+
+            async def load(seconds: float, per_second: int = 50) -> None:
+                sends = []
+                for _ in range(int(seconds * per_second)):
+                    sends.append(asyncio.create_task(one_send()))
+                    await asyncio.sleep(1 / per_second)
+                await asyncio.gather(*sends)
+
+            async def outage() -> float:
+                await asyncio.sleep(1.0)
+                await asyncio.to_thread(private_postgres.stop)
+                down_at = asyncio.get_running_loop().time()
+                await asyncio.sleep(3.0)
+                await asyncio.to_thread(private_postgres.start)
+                return asyncio.get_running_loop().time() - down_at
+
+            _, down_for = await asyncio.gather(load(7.0), outage())
+            await asyncio.sleep(0.5)
+            after = await http.post("/v1/mail/messages/send", json=message)
+
+        statuses = {status for status, _code, _retry in answers}
+        assert statuses <= {200, 503}, sorted(set(answers))
+        unavailable = [(code, retry) for status, code, retry in answers if status == 503]
+        assert unavailable, "the outage was not seen by any send"
+        assert all(code == "unavailable" and retry for code, retry in unavailable), set(unavailable)
+        assert after.status_code == 200, after.text
+
+        log = server.log()
+        assert "Traceback" not in log and "Exception in ASGI application" not in log, log[-3000:]
+        outage_lines = [line for line in log.splitlines() if "database unavailable" in line]
+        assert 1 <= len(outage_lines) <= int(down_for) + 2, outage_lines
+    finally:
+        server.stop()

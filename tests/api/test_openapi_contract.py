@@ -7,7 +7,6 @@ The service runs as `orgmail serve` in a subprocess (SQLite in a temp data folde
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ import httpx
 import pytest
 
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
+from tests.processes import free_port
 
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -41,7 +35,7 @@ async def live_database(request):
 
 @pytest.fixture(scope="module")
 def live_server(live_database, tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("live")
     env = {
         **os.environ,

@@ -36,6 +36,8 @@ async def test_flood_gets_429_per_key(settings, tenant, other_tenant):
             def call(key):
                 return http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {key}"})
 
+            # The first call verifies the key (it counts against the client address); then the key's own bucket.
+            assert (await call(tenant.key)).status_code == 200
             statuses = [(await call(tenant.key)).status_code for _ in range(4)]
             assert statuses == [200, 200, 200, 429]
             limited_response = await call(tenant.key)
@@ -50,3 +52,29 @@ async def test_flood_gets_429_per_key(settings, tenant, other_tenant):
             assert admin.status_code == 200
             metrics = (await http.get("/metrics")).text
             assert 'status="429"' in metrics  # the limiter's answers are counted too
+
+
+async def test_naming_another_orgs_key_id_spends_only_the_callers_own_budget(settings, tenant):
+    """DESIGN.md §5: a key whose secret does not verify counts against the client address, never
+    against the key it names, so nobody can exhaust another org's budget by naming its key id."""
+    from dataclasses import replace
+
+    limited = create_app(replace(settings, rate_limit_per_second=0.01, rate_limit_burst=3))
+    forged = tenant.key.rsplit("_", 1)[0] + "_not-the-secret"
+    async with limited.router.lifespan_context(limited):
+        victim = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=limited, client=("10.0.0.1", 1000)), base_url="http://orgmail.test"
+        )
+        attacker = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=limited, client=("10.0.0.2", 1000)), base_url="http://orgmail.test"
+        )
+        async with victim, attacker:
+
+            def call(http, key):
+                return http.post("/v1/mail/members/list", json={}, headers={"Authorization": f"Bearer {key}"})
+
+            assert (await call(victim, tenant.key)).status_code == 200  # the key is verified (and cached)
+            flood = [(await call(attacker, forged)).status_code for _ in range(6)]
+            assert flood == [401, 401, 401, 429, 429, 429]  # the attacker's own address ran dry
+            assert [(await call(victim, tenant.key)).status_code for _ in range(3)] == [200, 200, 200]
+            assert (await call(victim, tenant.key)).status_code == 429  # the victim's own burst is 3

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from orgmail.app import create_app
-from orgmail.core import sending
+from orgmail.core.sending import relaying
 from orgmail.db.tables import Message, Suppression, utcnow
 from orgmail.ids import new_id
 from orgmail.mail import dkim
@@ -168,7 +168,7 @@ async def test_concurrent_retries_of_a_failed_message_relay_it_once(sender, smtp
 
 
 async def test_an_outcome_write_that_fails_is_retried_until_it_lands(sender, smtp_relay, relay_app, monkeypatch):
-    real_record = sending.record_result
+    real_record = relaying.record_result
     attempts = []
 
     async def flaky_record(session, **kwargs):
@@ -177,7 +177,7 @@ async def test_an_outcome_write_that_fails_is_retried_until_it_lands(sender, smt
             raise OperationalError("UPDATE messages", {}, ConnectionRefusedError("database down"))
         return await real_record(session, **kwargs)
 
-    monkeypatch.setattr(sending, "record_result", flaky_record)
+    monkeypatch.setattr(relaying, "record_result", flaky_record)
     message = (await sender.ok("/v1/mail/messages/send", _body(sender)))["message"]
     assert len(attempts) == 3
     assert (await _row(relay_app, message["id"])).status == "sent"
@@ -218,3 +218,30 @@ async def test_on_start_stale_queued_rows_become_outcome_unknown(sender, setting
     stale_row, fresh_row = await _row(relay_app, stale), await _row(relay_app, fresh)
     assert stale_row.status == "failed" and stale_row.error_code == "outcome_unknown"
     assert fresh_row.status == "queued"  # another process may be relaying it right now
+
+
+async def test_a_reply_lost_after_the_whole_message_is_504_and_a_retry_relays_nothing(sender, smtp_relay, relay_app):
+    """RFC 1047: the relay read the whole message and may have queued it. The caller is told the
+    outcome is unknown, and a retry with the same key does not deliver it a second time."""
+    smtp_relay.behaviour.drop_after_data = True
+    body = _body(sender, idempotencyKey="lost-reply")
+    lost = await sender.call("/v1/mail/messages/send", body)
+    assert lost.status_code == 504, lost.text
+    error = lost.json()["error"]
+    assert error["code"] == "relay_outcome_unknown" and "retryUnknown" in error["message"]
+    row = await _row(relay_app, error["details"]["messageId"])
+    assert row.status == "failed" and row.error_code == "outcome_unknown"
+    assert len(smtp_relay.received) == 1  # the relay did get it
+
+    smtp_relay.reset()
+    again = await sender.call("/v1/mail/messages/send", body)
+    assert again.status_code == 504 and again.json()["error"]["details"]["messageId"] == row.id
+    assert smtp_relay.received == []  # nothing relayed on a plain retry
+
+    forced = await sender.call("/v1/mail/messages/send", {**body, "retryUnknown": True})
+    assert forced.status_code == 200, forced.text  # retryUnknown is not part of the fingerprint
+    assert forced.json()["message"]["id"] == row.id and forced.json()["message"]["status"] == "sent"
+    [received] = smtp_relay.received
+    assert received.content == row.raw
+    assert (await sender.call("/v1/mail/messages/send", body)).json()["message"]["status"] == "sent"
+    assert len(smtp_relay.received) == 1

@@ -1,8 +1,13 @@
-"""Errors to HTTP in one place: every failure answers the DESIGN.md error shape, never a stack trace."""
+"""Errors to HTTP in one place: every failure answers the DESIGN.md error shape, never a stack trace.
+
+`error_response` renders every error body, the middlewares' (413, 429) included.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -12,7 +17,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orgmail.db.session import is_connection_failure
 from orgmail.errors import InvalidRequest, NotFound, OrgmailError, Unavailable
 
 log = logging.getLogger("orgmail.api")
@@ -52,7 +56,35 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
     return InvalidRequest(f"The request is not valid ({summary}).", details={"fields": fields})
 
 
-def install_error_handlers(app: FastAPI) -> None:
+class OutageLog:
+    """One log line per `interval` seconds while the database is unreachable, however many requests
+    meet the outage (a line per request would be hundreds a second, each with a traceback)."""
+
+    def __init__(self, interval: float = 1.0):
+        self.interval = interval
+        self._last = float("-inf")
+        self._unlogged = 0
+
+    def __call__(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._unlogged += 1
+            return
+        more = f" ({self._unlogged} more answered 503 since the last line)" if self._unlogged else ""
+        log.warning("database unavailable (%s); answering 503 until it is back%s", exc.__class__.__name__, more)
+        self._last, self._unlogged = now, 0
+
+
+def install_error_handlers(
+    app: FastAPI,
+    *,
+    connection_failure_types: tuple[type[Exception], ...],
+    is_connection_failure: Callable[[BaseException], bool],
+) -> None:
+    """`connection_failure_types`: what a lost database raises (the db layer names them); they get a
+    handler of their own, so an outage is a 503 and one log line, not a 500 and a traceback each."""
+    outage_log = OutageLog()
+
     @app.exception_handler(OrgmailError)
     async def _orgmail_error(_request: Request, exc: OrgmailError) -> JSONResponse:
         return error_response(exc)
@@ -83,10 +115,24 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database refused a value: %s", refused.__class__.__name__)
         return error_response(InvalidRequest("A value in the request cannot be stored."))
 
+    async def _connection_failure(_request: Request, exc: Exception) -> JSONResponse:
+        if is_connection_failure(exc):
+            outage_log(exc)
+            return error_response(Unavailable())
+        return _internal_error(exc)
+
+    for exception_type in connection_failure_types:
+        app.add_exception_handler(exception_type, _connection_failure)
+
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Starlette runs this one outermost and re-raises after answering: the server logs it too.
         if is_connection_failure(exc):
-            log.warning("database unavailable: %s", exc.__class__.__name__)
+            outage_log(exc)
             return error_response(Unavailable())
-        log.exception("unexpected error")
         return error_response(OrgmailError())
+
+
+def _internal_error(exc: Exception) -> JSONResponse:
+    log.error("unexpected error", exc_info=exc)
+    return error_response(OrgmailError())

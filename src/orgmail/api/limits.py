@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-def _error_body(limit: int) -> bytes:
-    return json.dumps(
-        {
-            "error": {
-                "code": "message_too_large",
-                "message": f"The request body is larger than the limit of {limit} bytes.",
-                "details": {"limitBytes": limit},
-            }
-        }
-    ).encode()
+from orgmail.api.errors import error_response
+from orgmail.errors import MessageTooLarge
 
 
 class BodySizeLimit:
@@ -24,20 +13,13 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _reject(self, send: Send) -> None:
-        body = _error_body(self.max_bytes)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        too_large = MessageTooLarge(
+            f"The request body is larger than the limit of {self.max_bytes} bytes.",
+            details={"limitBytes": self.max_bytes},
         )
-        await send({"type": "http.response.body", "body": body})
+        # The rest of the body is never read: the connection cannot carry another request after it.
+        await error_response(too_large, {"Connection": "close"})(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,7 +32,7 @@ class BodySizeLimit:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await self._reject(send)
+                    await self._reject(scope, receive, send)
                     return
         # Every call is a small JSON document, so buffer it here (up to the limit) and replay it:
         # the app never sees a body past the limit, and the reader stops at the limit.
@@ -63,7 +45,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:
-                await self._reject(send)
+                await self._reject(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -18,8 +18,7 @@ from orgmail.api.schemas import (
     MessageOut,
 )
 from orgmail.core import messages, sending
-from orgmail.db.sendlog import SendLogRow
-from orgmail.db.tables import Message
+from orgmail.core.messages import MessageView
 from orgmail.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/mail/messages", tags=["messages"])
@@ -30,7 +29,7 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-@router.post("/send", responses=errors(403, 404, 409, 422, 502))
+@router.post("/send", responses=errors(403, 404, 409, 422, 502, 504))
 async def send(
     body: MailSendInput,
     context: SendDeps,
@@ -40,36 +39,30 @@ async def send(
 
     503 `relay_unavailable` names the `failed` row in `details.messageId`: retry with the same
     idempotency key and the same message is relayed once. 502: the relay refused every recipient.
+    504 `relay_outcome_unknown`: the relay read the whole message but its answer was lost; a retry
+    with the same key relays nothing unless it adds `"retryUnknown": true`.
     """
-    session, settings = context.session, context.settings
-    org_id = await org_scope(session, context.caller, body.org_id)
+    org_id = await org_scope(context.session, context.caller, body.org_id)
     if body.idempotency_key and idempotency_key and body.idempotency_key != idempotency_key:
         raise InvalidRequest(
             "idempotencyKey and the Idempotency-Key header differ.",
             details={"fields": [{"path": "idempotencyKey", "message": "differs from the Idempotency-Key header"}]},
         )
-    row = await sending.send_message(
-        session,
+    message = await context.pipeline.send(
+        context.session,
         org_id=org_id,
         request=_send_request(body),
         idempotency_key=body.idempotency_key or idempotency_key,
-        relay=context.relay,
-        vault=context.vault,
-        limits=sending.Limits(
-            max_recipients=settings.max_recipients,
-            max_message_bytes=settings.max_message_bytes,
-            relay_timeout_seconds=settings.relay_timeout_seconds,
-        ),
-        log=context.send_log,
+        retry_unknown=body.retry_unknown,
     )
-    return MessageOut(message=mail_message(row))
+    return MessageOut(message=mail_message(message))
 
 
 @router.post("/get", responses=errors(403, 404))
 async def get(body: ByIdInput, caller: Caller, session: DbSession) -> MessageOut:
     org_id = await org_scope(session, caller, body.org_id)
-    row = await messages.get_message(session, org_id=org_id, message_id=body.id)
-    return MessageOut(message=mail_message(row))
+    found = await messages.get_message(session, org_id=org_id, message_id=body.id)
+    return MessageOut(message=mail_message(found))
 
 
 @router.post("/list", responses=errors(403, 404))
@@ -80,7 +73,7 @@ async def list_(caller: Caller, session: DbSession, body: MessageListInput | Non
     page = await messages.list_messages(
         session, org_id=org_id, status=body.status, recipient=body.recipient, limit=body.limit, cursor=body.cursor
     )
-    return MessageList(messages=[mail_message(row) for row in page.items], next_cursor=page.next_cursor)
+    return MessageList(messages=[mail_message(item) for item in page.items], next_cursor=page.next_cursor)
 
 
 def _send_request(body: MailSendInput) -> sending.SendRequest:
@@ -102,27 +95,27 @@ def _send_request(body: MailSendInput) -> sending.SendRequest:
     )
 
 
-def mail_message(row: Message | SendLogRow) -> MailMessage:
-    error = MessageError(code=row.error_code, message=row.error_message or "") if row.error_code else None
+def mail_message(message: MessageView) -> MailMessage:
+    error = MessageError(code=message.error_code, message=message.error_message or "") if message.error_code else None
     return MailMessage(
-        id=row.id,
-        org_id=row.org_id,
-        from_=row.from_address,
-        to=row.to,
-        cc=row.cc,
-        bcc=row.bcc,
-        reply_to=row.reply_to,
-        subject=row.subject,
-        status=row.status,
-        message_id=row.message_id,
-        domain=row.domain,
-        dkim_selector=row.dkim_selector,
-        suppressed_recipients=row.suppressed_recipients,
-        tags=row.tags,
-        size_bytes=row.size_bytes,
-        rejected_recipients=row.rejected_recipients,
-        relay_response=row.relay_response,
+        id=message.id,
+        org_id=message.org_id,
+        from_=message.from_address,
+        to=message.to,
+        cc=message.cc,
+        bcc=message.bcc,
+        reply_to=message.reply_to,
+        subject=message.subject,
+        status=message.status,
+        message_id=message.message_id,
+        domain=message.domain,
+        dkim_selector=message.dkim_selector,
+        suppressed_recipients=message.suppressed_recipients,
+        tags=message.tags,
+        size_bytes=message.size_bytes,
+        rejected_recipients=message.rejected_recipients,
+        relay_response=message.relay_response,
         error=error,
-        created_at=row.created_at,
-        sent_at=row.sent_at,
+        created_at=message.created_at,
+        sent_at=message.sent_at,
     )

@@ -18,6 +18,7 @@ _DESCRIPTIONS = {
     500: "internal_error",
     502: "relay_rejected",
     503: "unavailable (database), relay_unavailable or dns_unavailable, with Retry-After",
+    504: "relay_outcome_unknown",
 }
 
 # Every operation can meet a malformed body, a bad key, an oversized body, the rate limit, a database outage.

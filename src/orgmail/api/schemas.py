@@ -339,6 +339,11 @@ class MailSendInput(OrgScoped):
         default_factory=dict
     )
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=SINGLE_LINE)] | None = None
+    retry_unknown: bool = Field(
+        default=False,
+        description="Relay again a message whose earlier outcome is unknown (504 relay_outcome_unknown): "
+        "it may be delivered twice. Not part of the idempotency fingerprint.",
+    )
 
 
 class MessageOut(Schema):

@@ -23,10 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orgmail.addresses import normalize_domain
 from orgmail.core.pages import Page, newest_first
 from orgmail.db.tables import DkimKey, Domain, Mailbox, utcnow
-from orgmail.errors import DomainInUse, DomainNotFound, DomainNotVerified, DomainTaken, InvalidRequest, NotFound
+from orgmail.errors import (
+    DnsUnavailable,
+    DomainInUse,
+    DomainNotFound,
+    DomainNotVerified,
+    DomainTaken,
+    InvalidRequest,
+    NotFound,
+)
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault, SigningKey, dns_record_value, generate_keys
-from orgmail.mail.dns import TxtResolver
+from orgmail.mail.dns import DnsLookupFailed, TxtResolver
 
 
 async def find_domain(session: AsyncSession, *, org_id: str, name: str) -> Domain | None:
@@ -242,7 +250,11 @@ async def verify_domain(
         keys = await dkim_keys(session, domain_id=domain.id)
     # No transaction stays open while DNS answers (a slow nameserver must not hold a connection).
     required = [record for record in dns_records(domain, keys) if record["required"]]
-    answers = await asyncio.gather(*(resolver.lookup_txt(record["name"]) for record in required))
+    try:
+        answers = await asyncio.gather(*(resolver.lookup_txt(record["name"]) for record in required))
+    except DnsLookupFailed as exc:
+        details = {"name": exc.name} if exc.name else None
+        raise DnsUnavailable(str(exc), details=details) from None
     checks = [
         DnsCheck(name=record["name"], expected=record["value"], found=found, ok=_record_published(record, found))
         for record, found in zip(required, answers, strict=True)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import parse_email
 from orgmail.core.pages import Page, newest_first
+from orgmail.db.session import affected_rows
 from orgmail.db.tables import Mailbox, Member, utcnow
 from orgmail.errors import MemberNotFound, MemberTaken
 from orgmail.ids import new_id
@@ -45,7 +46,7 @@ async def remove_member(session: AsyncSession, *, org_id: str, user_id: str) -> 
     """Removing a member also unassigns the mailboxes they held."""
     async with session.begin():
         result = await session.execute(delete(Member).where(Member.org_id == org_id, Member.user_id == user_id))
-        if result.rowcount == 0:
+        if affected_rows(result) == 0:
             raise MemberNotFound(details={"userId": user_id})
         mailboxes = await session.scalars(
             select(Mailbox).where(Mailbox.org_id == org_id, Mailbox.assigned_user_id == user_id)

@@ -1,23 +1,63 @@
-"""Reading the send log: one message by id, or a newest-first page filtered by status or recipient."""
+"""The send log as readers see it: one message by id, or a newest-first page filtered by status or
+recipient, each as a `MessageView` (the value routes and the CLI get; rows never leave core)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import parse_email
 from orgmail.core.pages import Page, newest_first
+from orgmail.db.sendlog import SendLogRow
 from orgmail.db.tables import Message
 from orgmail.errors import NotFound
 
 
-async def get_message(session: AsyncSession, *, org_id: str, message_id: str) -> Message:
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """One message of the send log, as any reader may see it (no signed bytes, no request hash)."""
+
+    id: str
+    org_id: str
+    from_address: str
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    reply_to: list[str]
+    subject: str
+    status: str
+    message_id: str
+    domain: str
+    dkim_selector: str | None
+    suppressed_recipients: list[str]
+    rejected_recipients: list[dict[str, Any]]
+    tags: dict[str, str]
+    size_bytes: int
+    relay_response: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Message | SendLogRow) -> MessageView:
+        """The view of an ORM row (reads) or a send log row (the send path): the same columns."""
+        return cls(**{name: getattr(row, name) for name in _VIEW_FIELDS})
+
+
+_VIEW_FIELDS = tuple(f.name for f in fields(MessageView))
+
+
+async def get_message(session: AsyncSession, *, org_id: str, message_id: str) -> MessageView:
     message = await session.scalar(select(Message).where(Message.org_id == org_id, Message.id == message_id))
     if message is None:
         raise NotFound("No such message.")
-    return message
+    return MessageView.of(message)
 
 
 async def list_messages(
@@ -28,13 +68,14 @@ async def list_messages(
     recipient: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> Page[Message]:
+) -> Page[MessageView]:
     query = select(Message).where(Message.org_id == org_id)
     if status is not None:
         query = query.where(Message.status == status)
     if recipient is not None:
         query = query.where(_has_recipient(parse_email(recipient, field="recipient").email))
-    return await newest_first(session, query, Message.id, limit=limit, cursor=cursor)
+    page = await newest_first(session, query, Message.id, limit=limit, cursor=cursor)
+    return Page([MessageView.of(row) for row in page.items], page.next_cursor)
 
 
 def _has_recipient(email: str):

@@ -64,7 +64,7 @@ async def revoke_api_key(session: AsyncSession, *, key_id: str) -> None:
 
 def is_admin_token(token: str, admin_token: str | None) -> bool:
     """The platform's admin token (constant time); never true while no admin token is configured."""
-    return bool(admin_token) and hmac.compare_digest(token.encode(), admin_token.encode())
+    return admin_token is not None and admin_token != "" and hmac.compare_digest(token.encode(), admin_token.encode())
 
 
 def split_key(key: str) -> tuple[str, str] | None:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orgmail.addresses import parse_email
 from orgmail.core.pages import Page, newest_first
 from orgmail.db.sendlog import suppression_rows, suppressions_insert
+from orgmail.db.session import affected_rows
 from orgmail.db.tables import Suppression
 from orgmail.errors import NotFound
 
@@ -27,7 +28,7 @@ async def add_suppression(
         await insert_suppressions(session, org_id=org_id, emails=[address], reason=reason, note=note)
         return await session.scalar(
             select(Suppression).where(Suppression.org_id == org_id, Suppression.email == address)
-        )
+        )  # type: ignore[return-value]  # inserted or kept just above, in this transaction
 
 
 async def insert_suppressions(
@@ -36,7 +37,7 @@ async def insert_suppressions(
     """Insert-or-ignore, safe under concurrent requests that suppress the same address."""
     rows = suppression_rows(org_id, emails, reason=reason, note=note)
     if rows:
-        await session.execute(suppressions_insert(session.bind.dialect.name, rows))
+        await session.execute(suppressions_insert(session.get_bind().dialect.name, rows))
 
 
 async def list_suppressions(
@@ -52,5 +53,5 @@ async def remove_suppression(session: AsyncSession, *, org_id: str, email: str) 
         result = await session.execute(
             delete(Suppression).where(Suppression.org_id == org_id, Suppression.email == address)
         )
-        if result.rowcount == 0:
+        if affected_rows(result) == 0:
             raise NotFound("That address is not on the suppression list.")

@@ -2,8 +2,9 @@
 
 Every send reads the suppression list, INSERTs its `queued` row and UPDATEs it with the outcome (and,
 with an idempotency key, looks the key up first). Through the SQLAlchemy ORM each of those statements
-cost 250–550 µs of CPU on this project's 2-core machine; straight on asyncpg, with its prepared-
-statement cache, about 55 µs. At hundreds of sends per second that is a third of a core, so:
+costs several times what it costs straight on asyncpg with its prepared-statement cache, and at
+hundreds of sends per second that difference is a large share of a core (the README's Performance
+section has the figures), so:
 
 - `PostgresSendLog` runs them on asyncpg directly, on a small pool of its own, and runs the
   suppression checks, INSERTs and outcome UPDATEs of concurrent sends together (`Batcher`);
@@ -21,10 +22,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import asyncpg
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -65,8 +66,8 @@ class SendLogRow:
     sent_at: datetime | None
 
 
-_MESSAGES = Message.__table__
-_SUPPRESSIONS = Suppression.__table__
+_MESSAGES = cast(Table, Message.__table__)
+_SUPPRESSIONS = cast(Table, Suppression.__table__)
 COLUMNS = tuple(f.name for f in fields(SendLogRow))
 JSON_COLUMNS = frozenset({"to", "cc", "bcc", "reply_to", "suppressed_recipients", "rejected_recipients", "tags"})
 assert set(COLUMNS) == {c.key for c in _MESSAGES.columns}, "SendLogRow must mirror the messages table"
@@ -91,6 +92,9 @@ class SendLog(Protocol):
         self, row_id: str, values: Mapping[str, Any], *, org_id: str, emails: list[str], note: str
     ) -> None:
         """The row's outcome and a `bounce` suppression per address, in one transaction."""
+
+    async def fail_queued_before(self, cutoff: datetime, values: Mapping[str, Any]) -> int:
+        """Set `values` on every row still `queued` since before `cutoff`; how many were."""
 
     async def close(self) -> None: ...
 
@@ -124,9 +128,9 @@ class Batcher(Generic[Item, Result]):
     """Statements that arrive while one is in flight go out together in the next (group commit).
 
     Under load a worker has dozens of sends between two database round trips; writing their rows
-    in one statement and one commit costs PostgreSQL ~37 µs per row instead of ~130, and this
-    process ~15 µs instead of ~107 (measured with batches of 10). An idle service gains nothing
-    and waits for nothing: a lone statement goes out on the next turn of the event loop.
+    in one statement and one commit costs both PostgreSQL and this process a fraction of what one
+    statement per row does (figures in the README's Performance section). An idle service gains
+    nothing and waits for nothing: a lone statement goes out on the next turn of the event loop.
 
     `write_many` takes a batch and returns one result per item. If a batch fails, each of its
     items is written again on its own, so one bad row fails only its own send.
@@ -153,7 +157,8 @@ class Batcher(Generic[Item, Result]):
         return await future
 
     def _next_batch(self) -> list[tuple[Item, asyncio.Future[Result]]]:
-        batch, keys = [], set()
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        keys: set[object] = set()
         while self._queue and len(batch) < self._max_batch and self._key(self._queue[0][0]) not in keys:
             keys.add(self._key(self._queue[0][0]))
             batch.append(self._queue.popleft())
@@ -363,6 +368,16 @@ class PostgresSendLog:
         )
         return status == "UPDATE 1"
 
+    async def fail_queued_before(self, cutoff: datetime, values: Mapping[str, Any]) -> int:
+        names = list(values)
+        assignments = ", ".join(f"{_quoted(n)} = ${i}" for i, n in enumerate(names, start=2))
+        status = await self._pool.execute(
+            f"UPDATE messages SET {assignments} WHERE status = 'queued' AND updated_at < $1",
+            cutoff,
+            *(_to_database(n, values[n]) for n in names),
+        )
+        return int(status.rsplit(" ", 1)[1])
+
     async def close(self) -> None:
         await self._pool.close()
 
@@ -387,7 +402,7 @@ class SqlAlchemySendLog:
             _SUPPRESSIONS.c.org_id == bindparam("org_id"),
             _SUPPRESSIONS.c.email.in_(bindparam("emails", expanding=True)),
         )
-        self._updates: dict[tuple[str, ...], Any] = {}  # (if_status given?, column names) -> UPDATE
+        self._updates: dict[tuple[object, ...], Any] = {}  # (if_status given?, *column names) -> UPDATE
 
     async def find(self, *, org_id: str, idempotency_key: str) -> SendLogRow | None:
         return await self._one(
@@ -440,6 +455,14 @@ class SqlAlchemySendLog:
         async with self._autocommit() as connection:
             found = (await connection.execute(query)).first()
         return SendLogRow(**found._mapping) if found is not None else None
+
+    async def fail_queued_before(self, cutoff: datetime, values: Mapping[str, Any]) -> int:
+        statement = (
+            update(_MESSAGES).where(_MESSAGES.c.status == "queued", _MESSAGES.c.updated_at < cutoff).values(values)
+        )
+        async with self._autocommit() as connection:
+            result = await connection.execute(statement)
+        return result.rowcount or 0
 
     def _autocommit(self):
         return self._autocommit_engine.connect()

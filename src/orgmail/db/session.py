@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import CursorResult, Result, event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -41,6 +43,11 @@ def create_engine(database_url: str, **options) -> AsyncEngine:
     )
 
 
+def affected_rows(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE changed (its result is a CursorResult, typed as any Result)."""
+    return cast(CursorResult[Any], result).rowcount or 0
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -50,25 +57,58 @@ async def ping(engine: AsyncEngine) -> None:
         await connection.execute(text("SELECT 1"))
 
 
+# The exception types a lost or unreachable database raises, for an exception handler to catch:
+# `is_connection_failure` then tells an outage from other errors of the same types.
+CONNECTION_FAILURE_TYPES: tuple[type[Exception], ...] = (
+    DBAPIError,  # OperationalError and InterfaceError among them
+    SQLAlchemyTimeoutError,  # no connection free in the pool within its timeout
+    OSError,  # ConnectionError and TimeoutError among them
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
+
+
 def is_connection_failure(exc: BaseException) -> bool:
     """The database cannot be reached or dropped the connection (not a refused statement): worth a
     retry later, and a 503 now. Covers SQLAlchemy's wrapped errors and asyncpg's own (the send log's
-    hot path runs on asyncpg directly)."""
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, (ConnectionError, TimeoutError)):  # refused, reset, or a pool/connect timeout
-        return True
-    return isinstance(
-        exc,
-        (
-            asyncpg.PostgresConnectionError,  # the connection broke mid-statement
-            asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or starting up
-            asyncpg.TooManyConnectionsError,
-            asyncpg.exceptions.ConnectionDoesNotExistError,
-        ),
-    ) or (isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc))
+    hot path runs on asyncpg directly).
+
+    SQLAlchemy wraps what asyncpg raises while connecting in its generic DBAPIError ("the database
+    system is starting up" is no OperationalError there), so the chain of causes is read too.
+    """
+    for cause in _causes(exc):
+        if isinstance(cause, (OperationalError, InterfaceError)):
+            return True
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, (ConnectionError, TimeoutError, SQLAlchemyTimeoutError)):  # refused, reset, timed out
+            return True
+        if isinstance(cause, _ASYNCPG_CONNECTION_FAILURES):
+            return True
+        if isinstance(cause, asyncpg.InterfaceError) and "connection is closed" in str(cause):
+            return True
+    return False
+
+
+_ASYNCPG_CONNECTION_FAILURES = (
+    asyncpg.PostgresConnectionError,  # the connection broke mid-statement
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up (CannotConnectNowError)
+    asyncpg.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+)
+
+
+def _causes(exc: BaseException, depth: int = 5) -> list[BaseException]:
+    """`exc`, what it wraps (SQLAlchemy's `.orig`) and what caused it, a few levels down."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(found) < depth and current not in found:
+        found.append(current)
+        wrapped = getattr(current, "orig", None)
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+    return found
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -90,7 +90,7 @@ class DkimKey(Base):
     __tablename__ = "dkim_keys"
     domain_id: Mapped[str] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"), primary_key=True)
     selector: Mapped[str] = mapped_column(String(63), primary_key=True)
-    algorithm: Mapped[str] = mapped_column(String(16))  # "rsa" | "ed25519"
+    algorithm: Mapped[Literal["rsa", "ed25519"]] = mapped_column(String(16))
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     public_key: Mapped[str] = mapped_column(Text)  # base64 DER, as published in p=
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

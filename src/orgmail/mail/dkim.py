@@ -11,6 +11,7 @@ import base64
 import hashlib
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,19 +68,15 @@ def generate_keys(*, today: str | None = None, tag: str | None = None) -> list[G
     stamp = (today or time.strftime("%Y%m%d", time.gmtime())) + (tag if tag is not None else secrets.token_hex(2))
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ed_key = ed25519.Ed25519PrivateKey.generate()
-    pkcs8 = dict(
-        encoding=serialization.Encoding.DER,
-        format=serialization.PrivateFormat.PKCS8,
-        encryption_algorithm=serialization.NoEncryption(),
-    )
+    pkcs8 = (serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     rsa_public = rsa_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     # RFC 8463 §4.2: the Ed25519 p= is the raw 32-byte public key, not a DER structure.
     ed_public = ed_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return [
-        GeneratedKey(f"om{stamp}r", "rsa", rsa_key.private_bytes(**pkcs8), base64.b64encode(rsa_public).decode()),
-        GeneratedKey(f"om{stamp}e", "ed25519", ed_key.private_bytes(**pkcs8), base64.b64encode(ed_public).decode()),
+        GeneratedKey(f"om{stamp}r", "rsa", rsa_key.private_bytes(*pkcs8), base64.b64encode(rsa_public).decode()),
+        GeneratedKey(f"om{stamp}e", "ed25519", ed_key.private_bytes(*pkcs8), base64.b64encode(ed_public).decode()),
     ]
 
 
@@ -139,7 +136,7 @@ def _fold_tags(fields: list[tuple[bytes, bytes]], width: int = 76) -> bytes:
     return b"\r\n ".join(lines)
 
 
-def sign(message: bytes, *, domain: str, keys: list[SigningKey], timestamp: int | None = None) -> bytes:
+def sign(message: bytes, *, domain: str, keys: Sequence[SigningKey], timestamp: int | None = None) -> bytes:
     """Return `message` with one DKIM-Signature per key prepended (CRLF line endings expected)."""
     headers, body = dkim.rfc822_parse(message)
     body_hash = base64.b64encode(hashlib.sha256(Relaxed.canonicalize_body(body)).digest())

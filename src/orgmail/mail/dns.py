@@ -19,19 +19,25 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from orgmail.errors import DnsUnavailable
-
 log = logging.getLogger("orgmail.dns")
 
 # A single attempt against one nameserver; the whole look-up is bounded by the resolver's lifetime.
 _ATTEMPT_SECONDS = 2.0
 
 
+class DnsLookupFailed(Exception):
+    """DNS itself failed (no nameservers, a timeout, SERVFAIL, refused): not the same as "no record"."""
+
+    def __init__(self, message: str, *, name: str | None = None):
+        super().__init__(message)
+        self.name = name
+
+
 class TxtResolver(Protocol):
     async def lookup_txt(self, name: str) -> list[str]:
         """Every TXT record at `name`, each with its character-strings joined; [] if there is none.
 
-        Raises `DnsUnavailable` when DNS itself fails (timeout, SERVFAIL), which is not the same thing
+        Raises `DnsLookupFailed` when DNS itself fails (timeout, SERVFAIL), which is not the same thing
         as "no such record".
         """
         ...
@@ -66,7 +72,7 @@ class DnsTxtResolver:
 
     async def lookup_txt(self, name: str) -> list[str]:
         if self._resolver is None:
-            raise DnsUnavailable("No DNS nameservers are configured; set ORGMAIL_DNS_NAMESERVERS.")
+            raise DnsLookupFailed("No DNS nameservers are configured; set ORGMAIL_DNS_NAMESERVERS.")
         try:
             qname = dns.name.from_text(name)  # absolute: never apply a search domain to a record name
         except dns.exception.DNSException:
@@ -77,15 +83,15 @@ class DnsTxtResolver:
             return []
         except dns.exception.Timeout:
             log.warning("DNS look-up of %s timed out", name)
-            raise DnsUnavailable(
+            raise DnsLookupFailed(
                 f"DNS did not answer for {name} within {self._timeout_seconds:g} s; try again.",
-                details={"name": name},
+                name=name,
             ) from None
         except (dns.exception.DNSException, OSError) as exc:
             log.warning("DNS look-up of %s failed: %s", name, exc)
-            raise DnsUnavailable(
+            raise DnsLookupFailed(
                 f"DNS could not answer for {name} (the nameservers failed or refused); try again.",
-                details={"name": name},
+                name=name,
             ) from None
         if answer.rrset is None:  # the name exists but has no TXT records
             return []

@@ -81,9 +81,6 @@ class MaildirStore:
             raise ValueError(f"mailbox id {mailbox_id!r} escapes the mail store")
         return path
 
-    def maildir(self, mailbox_id: str) -> Path:
-        return self.home(mailbox_id) / "Maildir"
-
     def provision(self, mailbox_id: str) -> Path:
         """Make the home and its Maildir, owned by the mail user Dovecot runs as, private to it."""
         home = self.home(mailbox_id)

@@ -1,0 +1,188 @@
+"""The send pipeline (DESIGN.md §5): `SendPipeline.send` lists its stages in order.
+
+The row tells the story of the message: `queued` once it is signed and about to go out, then `sent`,
+`failed` (the relay did not take it, or may have: `error.code` says which), `bounced` (the relay
+refused it) or `suppressed` (nobody left to send to).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orgmail.core.messages import MessageView
+from orgmail.core.sending.relaying import relay_and_record
+from orgmail.core.sending.retries import replay
+from orgmail.core.sending.senders import Sender, SenderCache, resolve_sender_domain
+from orgmail.core.sending.validation import Checked, Limits, SendRequest, estimated_size, validate
+from orgmail.db.sendlog import SendLog, SendLogRow
+from orgmail.db.tables import utcnow
+from orgmail.errors import AllRecipientsSuppressed, MessageTooLarge
+from orgmail.ids import new_id
+from orgmail.mail import dkim, mime
+from orgmail.mail.dkim import KeyVault
+from orgmail.mail.relay import Relay
+
+T = TypeVar("T")
+
+# Building and signing a small message takes well under a millisecond, less than a hop to a thread;
+# past this size (base64 of attachments, body canonicalization) it moves off the event loop.
+OFFLOAD_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class SendPipeline:
+    """The long-lived parts every send uses, made once at start (the app's lifespan)."""
+
+    relay: Relay
+    vault: KeyVault
+    log: SendLog
+    limits: Limits
+    senders: SenderCache = field(default_factory=SenderCache)
+
+    async def send(
+        self,
+        session: AsyncSession,
+        *,
+        org_id: str,
+        request: SendRequest,
+        idempotency_key: str | None = None,
+        retry_unknown: bool = False,
+    ) -> MessageView:
+        """Send one message and return its row (`sent`); failures raise after the row says why.
+
+        `session` is used only to look up a sender domain the cache does not have yet; the send
+        log's statements go through `log` (the hot path: see `db.sendlog`).
+        """
+        request_hash = request.fingerprint()
+        checked = validate(request, limits=self.limits)
+        earlier = await find_earlier_send(self.log, org_id=org_id, idempotency_key=idempotency_key)
+        if earlier is None:
+            sender = await resolve_sender_domain(
+                session, org_id=org_id, sender=checked.sender, vault=self.vault, cache=self.senders
+            )
+            recipients, suppressed = await drop_suppressed(self.log, org_id=org_id, recipients=checked.recipients())
+            row = new_row(org_id, request, checked, sender, suppressed, idempotency_key, request_hash)
+            if recipients:
+                row.raw = await build_and_sign(request, checked, sender=sender, row=row, limits=self.limits)
+            earlier = await write_row(self.log, row)
+        if earlier is not None:
+            row = await replay(
+                self.log,
+                earlier,
+                request_hash=request_hash,
+                retry_unknown=retry_unknown,
+                relay=self.relay,
+                limits=self.limits,
+            )
+            return MessageView.of(row)
+        if row.status == "suppressed":
+            raise AllRecipientsSuppressed(details={"messageId": row.id, "suppressedRecipients": suppressed})
+        return MessageView.of(await relay_and_record(self.log, row=row, relay=self.relay, recipients=recipients))
+
+
+# --- stages --------------------------------------------------------------------------------------
+async def find_earlier_send(log: SendLog, *, org_id: str, idempotency_key: str | None) -> SendLogRow | None:
+    """The row an earlier request with this idempotency key wrote, if any: its outcome is ours."""
+    return await log.find(org_id=org_id, idempotency_key=idempotency_key) if idempotency_key else None
+
+
+async def drop_suppressed(log: SendLog, *, org_id: str, recipients: list[str]) -> tuple[list[str], list[str]]:
+    """(recipients to relay to, recipients left out because the org suppresses them)."""
+    suppressed = await log.suppressed_among(org_id=org_id, emails=recipients)
+    return [r for r in recipients if r not in suppressed], [r for r in recipients if r in suppressed]
+
+
+async def build_and_sign(
+    request: SendRequest, checked: Checked, *, sender: Sender, row: SendLogRow, limits: Limits
+) -> bytes:
+    """The MIME message, DKIM-signed once per key (RSA first, then Ed25519): 413 past the limit."""
+    size_hint = estimated_size(request, checked)
+    message = await _off_loop_if_large(build_message, request, checked, message_id=row.message_id, size_hint=size_hint)
+    signed = await _off_loop_if_large(dkim.sign, message, domain=sender.domain, keys=sender.keys, size_hint=size_hint)
+    if len(signed) > limits.max_message_bytes:
+        raise MessageTooLarge(details={"sizeBytes": len(signed), "limitBytes": limits.max_message_bytes})
+    row.size_bytes = len(signed)
+    return signed
+
+
+def build_message(request: SendRequest, checked: Checked, *, message_id: str) -> bytes:
+    """The MIME message as CRLF bytes (Message-ID on the sender's domain, Date now)."""
+    draft = mime.Draft(
+        sender=checked.sender,
+        to=checked.to,
+        cc=checked.cc,
+        reply_to=checked.reply_to,
+        subject=request.subject,
+        message_id=message_id,
+        date=utcnow(),
+        text=request.text,
+        html=request.html,
+        headers=request.headers,
+        attachments=checked.parts,
+    )
+    return mime.build(draft)
+
+
+async def write_row(log: SendLog, row: SendLogRow) -> SendLogRow | None:
+    """Write the row (`queued`, or `suppressed` with nobody to send to). None once written; if a
+    concurrent request with the same idempotency key wrote its row first, that row."""
+    if row.raw is None:
+        row.status = "suppressed"
+    if await log.insert(row):
+        return None
+    assert row.idempotency_key is not None  # without a key nothing can conflict
+    earlier = await log.find(org_id=row.org_id, idempotency_key=row.idempotency_key)
+    if earlier is None:
+        raise RuntimeError("the row holding this idempotency key vanished")
+    return earlier
+
+
+def new_row(
+    org_id: str,
+    request: SendRequest,
+    checked: Checked,
+    sender: Sender,
+    suppressed: list[str],
+    idempotency_key: str | None,
+    request_hash: str,
+) -> SendLogRow:
+    row_id = new_id("msg")
+    now = utcnow()
+    return SendLogRow(
+        id=row_id,
+        org_id=org_id,
+        from_address=checked.sender.formatted(),
+        to=[a.formatted() for a in checked.to],
+        cc=[a.formatted() for a in checked.cc],
+        bcc=[a.formatted() for a in checked.bcc],
+        reply_to=[a.formatted() for a in checked.reply_to],
+        subject=request.subject,
+        status="queued",
+        message_id=f"<{row_id}@{sender.domain}>",  # on the sender's domain, unique by construction
+        domain=sender.domain,
+        dkim_selector=sender.keys[0].selector if sender.keys else None,
+        suppressed_recipients=suppressed,
+        rejected_recipients=[],
+        tags=dict(request.tags),
+        size_bytes=0,
+        relay_response=None,
+        error_code=None,
+        error_message=None,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        raw=None,
+        created_at=now,
+        updated_at=now,
+        sent_at=None,
+    )
+
+
+async def _off_loop_if_large(function: Callable[..., T], *args, size_hint: int, **kwargs) -> T:
+    if size_hint > OFFLOAD_BYTES:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    return function(*args, **kwargs)
