@@ -368,6 +368,8 @@ export interface paths {
          *
          *     503 `relay_unavailable` names the `failed` row in `details.messageId`: retry with the same
          *     idempotency key and the same message is relayed once. 502: the relay refused every recipient.
+         *     504 `relay_outcome_unknown`: the relay read the whole message but its answer was lost; a retry
+         *     with the same key relays nothing unless it adds `"retryUnknown": true`.
          */
         post: operations["send_v1_mail_messages_send_post"];
         delete?: never;
@@ -771,6 +773,12 @@ export interface components {
             orgId?: string | null;
             /** Replyto */
             replyTo?: string | string[] | null;
+            /**
+             * Retryunknown
+             * @description Relay again a message whose earlier outcome is unknown (504 relay_outcome_unknown): it may be delivered twice. Not part of the idempotency fingerprint.
+             * @default false
+             */
+            retryUnknown?: boolean;
             /** Subject */
             subject: string;
             /** Tags */
@@ -2908,6 +2916,15 @@ export interface operations {
             };
             /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description relay_outcome_unknown */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
