@@ -116,8 +116,8 @@ describe("the console", () => {
     await shot("05-assigned");
 
     const mailboxes = await stack.api("/v1/mail/mailboxes/list", {});
-    const mailbox = mailboxes.body.mailboxes.find((m: { address: string }) => m.address === address);
-    expect(mailbox.assignedUserId).toBe("bob");
+    const mailbox = mailboxes.body.mailboxes.find((m) => m.address === address);
+    expect(mailbox?.assignedUserId).toBe("bob");
 
     // Selecting it shows the detail with the new owner.
     await list.getByRole("button", { name: address, exact: true }).click();
@@ -160,14 +160,14 @@ describe("the console", () => {
     await row.getByText("complaint").waitFor();
     await row.getByText("added by the browser test").waitFor();
     await shot("07-suppressed");
-    expect((await stack.api("/v1/mail/suppressions/list", {})).body.suppressions.map((s: { email: string }) => s.email)).toContain(
+    expect((await stack.api("/v1/mail/suppressions/list", {})).body.suppressions.map((s) => s.email)).toContain(
       "blocked@example.org",
     );
 
     await suppressions.getByRole("button", { name: "Remove blocked@example.org" }).click();
     await suppressions.getByText("blocked@example.org can receive mail again.").waitFor();
     expect(await row.count()).toBe(0);
-    expect((await stack.api("/v1/mail/suppressions/list", {})).body.suppressions.map((s: { email: string }) => s.email)).not.toContain(
+    expect((await stack.api("/v1/mail/suppressions/list", {})).body.suppressions.map((s) => s.email)).not.toContain(
       "blocked@example.org",
     );
   });

@@ -10,6 +10,7 @@ import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Input, Output } from "@orgmail/client";
 import { chromium } from "playwright-core";
 import type { BrowserContext } from "playwright-core";
 
@@ -73,7 +74,7 @@ export interface Stack {
   /** Everything the SMTP relay printed: the messages it received. */
   relayOutput: () => string;
   /** A direct API call, to check what the browser did. */
-  api: (path: string, body: unknown) => Promise<{ status: number; body: any }>;
+  api: <P extends string>(path: P, body: Input<P>) => Promise<{ status: number; body: Output<P> }>;
   python: (code: string, ...args: string[]) => string;
   stop: () => Promise<void>;
 }
@@ -106,7 +107,7 @@ export async function startStack(): Promise<Stack> {
     await waitFor("orgmail serve", async () => (await fetch(`${baseUrl}/healthz`)).ok, service);
   } catch (error) {
     await stop(relay);
-    throw new Error(`${(error as Error).message}\n${serviceLog}`);
+    throw new Error(`${(error as Error).message}\n${serviceLog}`, { cause: error });
   }
 
   return {

@@ -1,44 +1,31 @@
 import { createClient } from "@orgmail/client";
 import type { OrgmailError } from "@orgmail/client";
 import { ErrorBanner } from "@orgmail/widgets";
-import { useState } from "react";
+import { useActionState, useState } from "react";
 
 /** Asks for an API key and checks it with one cheap call before the console uses it. */
 export function KeyForm({ onKey }: { onKey: (key: string) => void }) {
   const [key, setKey] = useState("");
-  const [checking, setChecking] = useState(false);
-  const [error, setError] = useState<OrgmailError | null>(null);
-
-  async function submit() {
+  const [error, check, checking] = useActionState<OrgmailError | null>(async () => {
     const candidate = key.trim();
-    setChecking(true);
-    setError(null);
     try {
       await createClient({ basePath: "", headers: { Authorization: `Bearer ${candidate}` } }).mail.members.list({ limit: 1 });
-      onKey(candidate);
     } catch (failure) {
-      setError(failure as OrgmailError);
-    } finally {
-      setChecking(false);
+      return failure as OrgmailError;
     }
-  }
+    onKey(candidate);
+    return null;
+  }, null);
 
   return (
     <main className="console console--narrow">
       <h1 className="console__title">orgmail console</h1>
-      <form
-        className="om-widget om-form"
-        aria-label="Open the console with an API key"
-        onSubmit={(event) => {
-          event.preventDefault();
-          void submit();
-        }}
-      >
+      <form className="om-widget om-form" aria-label="Open the console with an API key" action={check}>
         <p>
           Paste an API key of your organization. It stays in this browser tab only (session storage) and is sent
           to this service alone.
         </p>
-        {error && <ErrorBanner error={error} />}
+        {error && !checking && <ErrorBanner error={error} />}
         <div className="om-field">
           <label htmlFor="api-key">API key</label>
           <input

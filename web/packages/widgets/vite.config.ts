@@ -15,6 +15,8 @@ export default defineConfig({
   test: {
     environment: "jsdom",
     setupFiles: ["test/setup.ts"],
+    // userEvent types key by key: a file's first test takes seconds on a busy 2-core machine.
+    testTimeout: 15_000,
     // Tests run against the client's sources, so they need no build first.
     alias: { "@orgmail/client": fileURLToPath(new URL("../client/src/index.ts", import.meta.url)) },
   },

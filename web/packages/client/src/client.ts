@@ -15,7 +15,7 @@ export interface ClientOptions {
   basePath: string;
   /** Defaults to the global fetch, looked up at call time. */
   fetch?: typeof fetch;
-  /** Sent with every call, e.g. `{ Authorization: "Bearer om_…" }`; a function is called per request. */
+  /** Sent with every call, e.g. `{ Authorization: "Bearer omk_…" }`; a function is called per request. */
   headers?: HeaderSource;
 }
 

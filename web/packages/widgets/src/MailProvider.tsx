@@ -5,7 +5,7 @@
 
 import { createClient } from "@orgmail/client";
 import type { ClientOptions, OrgmailClient } from "@orgmail/client";
-import { createContext, useCallback, useContext, useMemo, useRef, useState } from "react";
+import { createContext, useCallback, useContext, useLayoutEffect, useMemo, useState } from "react";
 import type { ReactNode } from "react";
 
 export type MailResource = "mailboxes" | "messages" | "suppressions" | "members";
@@ -21,7 +21,7 @@ const MailContext = createContext<MailContextValue | null>(null);
 export interface MailProviderProps {
   /** Where the service is: `""` for the page's own origin, or `https://mail.example.com`. */
   basePath: string;
-  /** Sent with every call, e.g. `{ Authorization: "Bearer om_…" }`; may change between renders. */
+  /** Sent with every call, e.g. `{ Authorization: "Bearer omk_…" }`; may change between renders. */
   headers?: ClientOptions["headers"];
   /** A fetch to use instead of the global one (a proxy, a test double). */
   fetch?: typeof fetch;
@@ -29,25 +29,10 @@ export interface MailProviderProps {
 }
 
 export function MailProvider({ basePath, headers, fetch: fetchImpl, children }: MailProviderProps) {
-  // Headers and fetch live in refs so that a new object literal on each render does not make a new
-  // client, which would reload every widget.
-  const headersRef = useRef(headers);
-  headersRef.current = headers;
-  const fetchRef = useRef(fetchImpl);
-  fetchRef.current = fetchImpl;
-
-  const client = useMemo(
-    () =>
-      createClient({
-        basePath,
-        headers: async () => {
-          const current = headersRef.current;
-          return typeof current === "function" ? await current() : (current ?? {});
-        },
-        fetch: (input, init) => (fetchRef.current ?? globalThis.fetch)(input, init),
-      }),
-    [basePath],
-  );
+  const connection = useMemo(() => connect(basePath), [basePath]);
+  // A layout effect, so that the first headers are in place before the widgets' effects make their calls.
+  useLayoutEffect(() => connection.update({ headers, fetch: fetchImpl }), [connection, headers, fetchImpl]);
+  const client = connection.client;
 
   const [versions, setVersions] = useState<Record<MailResource, number>>({
     mailboxes: 0,
@@ -61,6 +46,27 @@ export function MailProvider({ basePath, headers, fetch: fetchImpl, children }: 
 
   const value = useMemo(() => ({ client, versions, invalidate }), [client, versions, invalidate]);
   return <MailContext.Provider value={value}>{children}</MailContext.Provider>;
+}
+
+type LiveOptions = Pick<ClientOptions, "headers" | "fetch">;
+
+/**
+ * A client for `basePath` that reads its headers and fetch at call time from what `update()` last set:
+ * a host's new object literal on each render must not make a new client, which would reload every widget.
+ */
+function connect(basePath: string): { client: OrgmailClient; update: (options: LiveOptions) => void } {
+  let live: LiveOptions = {};
+  const client = createClient({
+    basePath,
+    headers: async () => (typeof live.headers === "function" ? await live.headers() : (live.headers ?? {})),
+    fetch: (input, init) => (live.fetch ?? globalThis.fetch)(input, init),
+  });
+  return {
+    client,
+    update: (options) => {
+      live = options;
+    },
+  };
 }
 
 /** The provider's value, or null outside one (fine for widgets in preview mode). */

@@ -34,7 +34,7 @@ describe("MailboxList", () => {
     fail = false;
     await userEvent.click(within(alert).getByRole("button", { name: "Try again" }));
     expect(await screen.findByText(support!.address)).toBeInTheDocument();
-    expect(api.calls[0]!.headers.get("Authorization")).toBe("Bearer om_test_key");
+    expect(api.calls[0]!.headers.get("Authorization")).toBe("Bearer omk_01JCTESTKEY_test-secret");
   });
 
   it("lists mailboxes with their assignee by name, and loads more with the cursor", async () => {

@@ -52,7 +52,7 @@ export function stubApi(routes: Record<string, Route>) {
 
 export function renderWithProvider(ui: ReactElement) {
   return render(
-    <MailProvider basePath={BASE} headers={{ Authorization: "Bearer om_test_key" }}>
+    <MailProvider basePath={BASE} headers={{ Authorization: "Bearer omk_01JCTESTKEY_test-secret" }}>
       {ui}
     </MailProvider>,
   );

@@ -4,7 +4,7 @@ import type { OrgmailClient, OrgmailError } from "@orgmail/client";
 import { useCallback, useRef, useState } from "react";
 import { useMailContext } from "../MailProvider";
 import type { MailResource } from "../MailProvider";
-import { toOrgmailError } from "./toOrgmailError";
+import { noProviderError, toOrgmailError } from "./toOrgmailError";
 
 export interface Action {
   pending: boolean;
@@ -32,7 +32,7 @@ export function useAction(preview: boolean): Action {
       setError(null);
       if (preview) return options.preview?.();
       if (context === null) {
-        setError(toOrgmailError(new Error("No <MailProvider> above this widget.")));
+        setError(noProviderError());
         return undefined;
       }
       busy.current = true;

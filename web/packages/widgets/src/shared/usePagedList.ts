@@ -1,10 +1,10 @@
 /** A newest-first list loaded page by page with the service's opaque cursor ("Load more"). */
 
 import type { OrgmailClient, OrgmailError } from "@orgmail/client";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useEffect, useEffectEvent, useRef, useState } from "react";
 import { useMailContext } from "../MailProvider";
 import type { MailResource } from "../MailProvider";
-import { isAbort, toOrgmailError } from "./toOrgmailError";
+import { isAbort, noProviderError, toOrgmailError } from "./toOrgmailError";
 
 export interface Page<T> {
   items: T[];
@@ -32,86 +32,78 @@ export interface PagedList<T> {
   setItems: (update: (items: T[]) => T[]) => void;
 }
 
+/** The rows on screen, with the load they came from: `key` is the filter, `request` which load of it. */
+interface Shown<T> {
+  key: string;
+  request: string;
+  status: "error" | "ready";
+  items: T[];
+  nextCursor: string | null;
+  error: OrgmailError | null;
+}
+
 export function usePagedList<T>(options: PagedListOptions<T>): PagedList<T> {
   const context = useMailContext();
-  const { preview } = options;
-  const [status, setStatus] = useState<PagedList<T>["status"]>(preview ? "ready" : "loading");
-  const [items, setItemsState] = useState<T[]>(() => (preview ? options.sample() : []));
-  const [error, setError] = useState<OrgmailError | null>(null);
-  const [nextCursor, setNextCursor] = useState<string | null>(null);
-  const [loadingMore, setLoadingMore] = useState(false);
+  const client = context?.client ?? null;
+  const { preview, key } = options;
   const [attempt, setAttempt] = useState(0);
-  const version = context?.versions[options.resource] ?? 0;
-  const loadPageRef = useRef(options.loadPage);
-  loadPageRef.current = options.loadPage;
-  const moreController = useRef<AbortController | null>(null);
-  const shownKey = useRef<string | null>(null);
+  const request = `${context?.versions[options.resource] ?? 0}/${attempt}`;
+  const [shown, setShown] = useState<Shown<T> | null>(() =>
+    preview ? { key, request, status: "ready", items: options.sample(), nextCursor: null, error: null } : null,
+  );
+  /** The request whose next page is on its way. */
+  const [loadingMoreOf, setLoadingMoreOf] = useState<string | null>(null);
+  // Aborted when another first page is wanted, which also cancels a "Load more" still on its way.
+  const requestController = useRef<AbortController | null>(null);
+  const loadFirstPage = useEffectEvent((client: OrgmailClient, signal: AbortSignal) => options.loadPage(client, null, signal));
 
   useEffect(() => {
-    if (preview) {
-      setItemsState(options.sample());
-      setStatus("ready");
-      return;
-    }
-    if (context === null) {
-      setError(toOrgmailError(new Error("No <MailProvider> above this widget.")));
-      setStatus("error");
-      return;
-    }
+    if (preview || client === null) return;
     const controller = new AbortController();
-    moreController.current?.abort();
-    setLoadingMore(false);
-    // A reload after a change keeps the rows on screen; another filter starts from "Loading".
-    if (shownKey.current !== options.key) setStatus("loading");
-    else setStatus((current) => (current === "error" ? "loading" : current));
-    loadPageRef.current(context.client, null, controller.signal).then(
+    requestController.current = controller;
+    loadFirstPage(client, controller.signal).then(
       (page) => {
         if (controller.signal.aborted) return;
-        shownKey.current = options.key;
-        setItemsState(page.items);
-        setNextCursor(page.nextCursor);
-        setError(null);
-        setStatus("ready");
+        setShown({ key, request, status: "ready", items: page.items, nextCursor: page.nextCursor, error: null });
       },
       (failure: unknown) => {
         if (controller.signal.aborted || isAbort(failure)) return;
-        setError(toOrgmailError(failure));
-        setStatus("error");
+        setShown({ key, request, status: "error", items: [], nextCursor: null, error: toOrgmailError(failure) });
       },
     );
     return () => controller.abort();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [preview, context?.client, options.key, version, attempt]);
+  }, [preview, client, key, request]);
 
-  const loadMore = useCallback(() => {
-    if (context === null || nextCursor === null || loadingMore) return;
-    const controller = new AbortController();
-    moreController.current = controller;
-    setLoadingMore(true);
-    loadPageRef.current(context.client, nextCursor, controller.signal).then(
+  function loadMore() {
+    const controller = requestController.current;
+    if (client === null || controller === null || shown?.request !== request || shown.nextCursor === null) return;
+    if (loadingMoreOf === request) return;
+    setLoadingMoreOf(request);
+    options.loadPage(client, shown.nextCursor, controller.signal).then(
       (page) => {
         if (controller.signal.aborted) return;
-        setItemsState((current) => [...current, ...page.items]);
-        setNextCursor(page.nextCursor);
-        setError(null);
-        setLoadingMore(false);
+        setShown((current) => current && { ...current, items: [...current.items, ...page.items], nextCursor: page.nextCursor, error: null });
+        setLoadingMoreOf(null);
       },
       (failure: unknown) => {
         if (controller.signal.aborted || isAbort(failure)) return;
-        setError(toOrgmailError(failure));
-        setLoadingMore(false);
+        setShown((current) => current && { ...current, error: toOrgmailError(failure) });
+        setLoadingMoreOf(null);
       },
     );
-  }, [context, nextCursor, loadingMore]);
+  }
 
-  return {
-    status,
-    items,
-    error,
-    nextCursor,
-    loadingMore,
+  const actions = {
     loadMore,
     reload: () => setAttempt((n) => n + 1),
-    setItems: (update) => setItemsState(update),
+    setItems: (update: (items: T[]) => T[]) => setShown((current) => current && { ...current, items: update(current.items) }),
   };
+  if (!preview && client === null) {
+    return { status: "error", items: [], error: noProviderError(), nextCursor: null, loadingMore: false, ...actions };
+  }
+  // A reload after a change keeps the rows on screen; another filter, or a retry, starts from "Loading".
+  const stale = shown === null || shown.key !== key || (shown.status === "error" && shown.request !== request);
+  if (!preview && stale) return { status: "loading", items: [], error: null, nextCursor: null, loadingMore: false, ...actions };
+  const { status, items, nextCursor, error } = shown ?? { status: "ready", items: options.sample(), nextCursor: null, error: null };
+  return { status, items, error, nextCursor, loadingMore: loadingMoreOf === request, ...actions };
 }

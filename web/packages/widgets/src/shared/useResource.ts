@@ -1,10 +1,10 @@
 /** Loading one thing through the provider's client, or returning sample data in preview mode. */
 
 import type { OrgmailClient, OrgmailError } from "@orgmail/client";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useEffectEvent, useState } from "react";
 import { useMailContext } from "../MailProvider";
 import type { MailResource } from "../MailProvider";
-import { isAbort, toOrgmailError } from "./toOrgmailError";
+import { isAbort, noProviderError, toOrgmailError } from "./toOrgmailError";
 
 export type ResourceState<T> =
   | { status: "idle" }
@@ -24,47 +24,46 @@ export interface ResourceOptions<T> {
   key: string;
 }
 
+/** The last answer, with the load it answers: `key` is what was loaded, `request` which load of it. */
+interface Answer<T> {
+  key: string;
+  request: string;
+  state: { status: "error"; error: OrgmailError } | { status: "ready"; data: T };
+}
+
 export function useResource<T>(options: ResourceOptions<T>): ResourceState<T> & { reload: () => void } {
   const context = useMailContext();
-  const [state, setState] = useState<ResourceState<T>>(() =>
-    options.preview ? { status: "ready", data: options.sample() } : { status: "loading" },
-  );
+  const client = context?.client ?? null;
+  const { preview, key } = options;
+  const wanted = options.load !== null;
   const [attempt, setAttempt] = useState(0);
-  const version = options.resources.map((r) => context?.versions[r] ?? 0).join(",");
-  const { preview, load } = options;
-  const shownKey = useRef<string | null>(null);
+  const versions = options.resources.map((r) => context?.versions[r] ?? 0).join(",");
+  const request = `${versions}/${attempt}`;
+  const [answer, setAnswer] = useState<Answer<T> | null>(null);
+  // `load` is a new function each render; `key` says what it depends on.
+  const load = useEffectEvent((client: OrgmailClient, signal: AbortSignal) => options.load!(client, signal));
 
   useEffect(() => {
-    if (preview) {
-      setState({ status: "ready", data: options.sample() });
-      return;
-    }
-    if (load === null) {
-      setState({ status: "idle" });
-      return;
-    }
-    if (context === null) {
-      setState({ status: "error", error: toOrgmailError(new Error("No <MailProvider> above this widget.")) });
-      return;
-    }
+    if (preview || !wanted || client === null) return;
     const controller = new AbortController();
-    // A reload of the same thing keeps showing the old data until the new arrives; another thing doesn't.
-    const sameKey = shownKey.current === options.key;
-    setState((current) => (sameKey && current.status === "ready" ? current : { status: "loading" }));
-    load(context.client, controller.signal).then(
+    load(client, controller.signal).then(
       (data) => {
-        if (controller.signal.aborted) return;
-        shownKey.current = options.key;
-        setState({ status: "ready", data });
+        if (!controller.signal.aborted) setAnswer({ key, request, state: { status: "ready", data } });
       },
       (error: unknown) => {
-        if (!controller.signal.aborted && !isAbort(error)) setState({ status: "error", error: toOrgmailError(error) });
+        if (controller.signal.aborted || isAbort(error)) return;
+        setAnswer({ key, request, state: { status: "error", error: toOrgmailError(error) } });
       },
     );
     return () => controller.abort();
-    // `load` is a new function each render; `key` says what it depends on.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [preview, load === null, context?.client, options.key, version, attempt]);
+  }, [preview, wanted, client, key, request]);
 
-  return { ...state, reload: () => setAttempt((n) => n + 1) };
+  const reload = () => setAttempt((n) => n + 1);
+  if (preview) return { status: "ready", data: options.sample(), reload };
+  if (!wanted) return { status: "idle", reload };
+  if (client === null) return { status: "error", error: noProviderError(), reload };
+  // A reload of the same thing keeps showing the old data until the new arrives; another thing doesn't.
+  if (answer === null || answer.key !== key) return { status: "loading", reload };
+  if (answer.state.status === "error" && answer.request !== request) return { status: "loading", reload };
+  return { ...answer.state, reload };
 }

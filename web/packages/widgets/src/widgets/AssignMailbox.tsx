@@ -1,5 +1,5 @@
 import type { Mailbox, Member } from "@orgmail/client";
-import { useEffect, useId, useState } from "react";
+import { useId, useState } from "react";
 import { ErrorBanner } from "../shared/ErrorBanner";
 import { Empty, Loading } from "../shared/States";
 import { WidgetFrame } from "../shared/WidgetFrame";
@@ -76,15 +76,14 @@ function AssignForm({
   preview: boolean;
 }) {
   const selectId = useId();
-  const [current, setCurrent] = useState<Mailbox>(mailbox);
-  const [choice, setChoice] = useState<string>(mailbox.assignedUserId ?? "");
+  // This form's last save, with the `mailbox` it was made from: a newer `mailbox` from the host wins.
+  const [saved, setSaved] = useState<{ from: Mailbox; mailbox: Mailbox } | null>(null);
+  const current = saved?.from === mailbox ? saved.mailbox : mailbox;
+  // The reader's pick for the mailbox as it was then; after a save, or a newer `mailbox`, the pick is its assignee.
+  const [picked, setPicked] = useState<{ of: Mailbox; userId: string } | null>(null);
+  const choice = picked?.of === current ? picked.userId : (current.assignedUserId ?? "");
   const [done, setDone] = useState<string | null>(null);
   const action = useAction(preview);
-
-  useEffect(() => {
-    setCurrent(mailbox);
-    setChoice(mailbox.assignedUserId ?? "");
-  }, [mailbox]);
 
   async function assign(userId: string | null) {
     setDone(null);
@@ -93,8 +92,7 @@ function AssignForm({
       { touches: ["mailboxes"], preview: () => ({ ...current, assignedUserId: userId, updatedAt: new Date().toISOString() }) },
     );
     if (!updated) return;
-    setCurrent(updated);
-    setChoice(updated.assignedUserId ?? "");
+    setSaved({ from: mailbox, mailbox: updated });
     setDone(
       updated.assignedUserId === null
         ? `${updated.address} is now unassigned.`
@@ -121,7 +119,7 @@ function AssignForm({
       ) : (
         <div className="om-field">
           <label htmlFor={selectId}>Assign {current.address} to</label>
-          <select id={selectId} value={choice} onChange={(event) => setChoice(event.target.value)}>
+          <select id={selectId} value={choice} onChange={(event) => setPicked({ of: current, userId: event.target.value })}>
             <option value="">Nobody (unassigned)</option>
             {!knownAssignee && current.assignedUserId !== null && (
               <option value={current.assignedUserId}>{current.assignedUserId}</option>
