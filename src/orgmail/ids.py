@@ -15,7 +15,8 @@ _lock = threading.Lock()
 _last_ms = 0
 _last_random = 0
 
-PREFIXES = {"org", "mbx", "msg", "sup", "dom", "key", "mem"}  # mem: internal, members are keyed by userId
+# mem: internal (members are keyed by userId); rpt: inbound reports (internal)
+PREFIXES = {"org", "mbx", "msg", "sup", "dom", "key", "mem", "evt", "rpt", "whk", "whd"}
 
 
 def _encode(value: int, length: int) -> str:

@@ -13,11 +13,14 @@ from orgmail.api.schemas import (
     MailMessage,
     MailSendInput,
     MessageError,
+    MessageEvent,
+    MessageEventList,
     MessageList,
     MessageListInput,
     MessageOut,
 )
 from orgmail.core import messages, sending
+from orgmail.core.events import list_events
 from orgmail.core.messages import MessageView
 from orgmail.errors import InvalidRequest
 
@@ -65,13 +68,27 @@ async def get(body: ByIdInput, caller: Caller, session: DbSession) -> MessageOut
     return MessageOut(message=mail_message(found))
 
 
+@router.post("/events", responses=errors(403, 404))
+async def events(body: ByIdInput, caller: Caller, session: DbSession) -> MessageEventList:
+    """The message's timeline, oldest first: sent, failed, suppressed, and what reports said since."""
+    org_id = await org_scope(session, caller, body.org_id)
+    found = await list_events(session, org_id=org_id, message_id=body.id)
+    return MessageEventList(events=[MessageEvent.model_validate(event) for event in found])
+
+
 @router.post("/list", responses=errors(403, 404))
 async def list_(caller: Caller, session: DbSession, body: MessageListInput | None = None) -> MessageList:
     """Newest first; `status` and `recipient` (any of To, Cc, Bcc) narrow the list."""
     body = body or MessageListInput()
     org_id = await org_scope(session, caller, body.org_id)
     page = await messages.list_messages(
-        session, org_id=org_id, status=body.status, recipient=body.recipient, limit=body.limit, cursor=body.cursor
+        session,
+        org_id=org_id,
+        status=body.status,
+        recipient=body.recipient,
+        event=body.event,
+        limit=body.limit,
+        cursor=body.cursor,
     )
     return MessageList(messages=[mail_message(item) for item in page.items], next_cursor=page.next_cursor)
 
@@ -116,6 +133,7 @@ def mail_message(message: MessageView) -> MailMessage:
         rejected_recipients=message.rejected_recipients,
         relay_response=message.relay_response,
         error=error,
+        last_event=message.last_event,
         created_at=message.created_at,
         sent_at=message.sent_at,
     )

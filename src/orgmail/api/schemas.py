@@ -281,6 +281,7 @@ class SuppressionList(Schema):
 
 # --- messages ------------------------------------------------------------------------------------
 MessageStatus = Literal["queued", "sent", "failed", "bounced", "suppressed"]
+MessageEventType = Literal["sent", "failed", "suppressed", "delivered", "deferred", "bounced", "complained"]
 
 
 class RejectedRecipient(Schema):
@@ -315,6 +316,23 @@ class MailMessage(Schema):
     error: MessageError | None
     created_at: datetime
     sent_at: datetime | None
+    last_event: MessageEventType | None = Field(description="The type of the message's newest event.")
+
+
+class MessageEvent(Schema):
+    id: str
+    org_id: str
+    message_id: str = Field(description="The msg_… row the event is about.")
+    type: MessageEventType
+    recipient: str | None
+    bounce_type: Literal["hard", "soft"] | None
+    smtp_status: str | None = Field(description='The enhanced status code, e.g. "5.1.1".')
+    diagnostic: str | None
+    created_at: datetime
+
+
+class MessageEventList(Schema):
+    events: list[MessageEvent]
 
 
 class Attachment(Input):
@@ -353,6 +371,7 @@ class MessageOut(Schema):
 class MessageListInput(ListInput):
     status: MessageStatus | None = None
     recipient: EmailText | None = None
+    event: MessageEventType | None = Field(default=None, description="Only messages whose newest event is this.")
 
 
 class MessageList(Schema):

@@ -43,6 +43,7 @@ class MessageView:
     error_message: str | None
     created_at: datetime
     sent_at: datetime | None
+    last_event: str | None
 
     @classmethod
     def of(cls, row: Message | SendLogRow) -> MessageView:
@@ -66,6 +67,7 @@ async def list_messages(
     org_id: str,
     status: str | None = None,
     recipient: str | None = None,
+    event: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[MessageView]:
@@ -74,6 +76,8 @@ async def list_messages(
         query = query.where(Message.status == status)
     if recipient is not None:
         query = query.where(_has_recipient(parse_email(recipient, field="recipient").email))
+    if event is not None:
+        query = query.where(Message.last_event == event)
     page = await newest_first(session, query, Message.id, limit=limit, cursor=cursor)
     return Page([MessageView.of(row) for row in page.items], page.next_cursor)
 

@@ -20,18 +20,18 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import asyncpg
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from orgmail.db.tables import Message, Suppression, utcnow
+from orgmail.db.tables import Message, MessageEvent, Suppression, utcnow
 from orgmail.ids import new_id
 
 
@@ -64,10 +64,30 @@ class SendLogRow:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    last_event: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One row of `message_events`: something that happened to a message (DESIGN.md §9)."""
+
+    id: str
+    org_id: str
+    message_id: str
+    type: str
+    recipient: str | None = None
+    bounce_type: str | None = None
+    smtp_status: str | None = None
+    diagnostic: str | None = None
+    report_id: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
 
 
 _MESSAGES = cast(Table, Message.__table__)
 _SUPPRESSIONS = cast(Table, Suppression.__table__)
+_EVENTS = cast(Table, MessageEvent.__table__)
+EVENT_COLUMNS = tuple(f.name for f in fields(EventRow))
+assert set(EVENT_COLUMNS) == {c.key for c in _EVENTS.columns}, "EventRow must mirror the message_events table"
 COLUMNS = tuple(f.name for f in fields(SendLogRow))
 JSON_COLUMNS = frozenset({"to", "cc", "bcc", "reply_to", "suppressed_recipients", "rejected_recipients", "tags"})
 assert set(COLUMNS) == {c.key for c in _MESSAGES.columns}, "SendLogRow must mirror the messages table"
@@ -85,13 +105,26 @@ class SendLog(Protocol):
     async def insert(self, row: SendLogRow) -> bool:
         """Write a new row; False (and nothing written) if the org already has its idempotency key."""
 
-    async def update(self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
-        """Set `values` on the row (only while its status is `if_status`, if given): did it change?"""
+    async def update(
+        self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None, events: Sequence[EventRow] = ()
+    ) -> bool:
+        """Set `values` on the row (only while its status is `if_status`, if given): did it change?
+        `events` are written with it, atomically, and queued for the org's webhooks that want them."""
 
     async def record_bounces(
-        self, row_id: str, values: Mapping[str, Any], *, org_id: str, emails: list[str], note: str
+        self,
+        row_id: str,
+        values: Mapping[str, Any],
+        *,
+        org_id: str,
+        emails: list[str],
+        note: str,
+        events: Sequence[EventRow] = (),
     ) -> None:
-        """The row's outcome and a `bounce` suppression per address, in one transaction."""
+        """The row's outcome, its events and a `bounce` suppression per address, in one transaction."""
+
+    async def add_events(self, events: Sequence[EventRow]) -> None:
+        """Write events of rows that exist (and queue them for webhooks), in one transaction."""
 
     async def fail_queued_before(self, cutoff: datetime, values: Mapping[str, Any]) -> int:
         """Set `values` on every row still `queued` since before `cutoff`; how many were."""
@@ -112,6 +145,41 @@ def suppressions_insert(dialect_name: str, rows: list[dict[str, Any]]):
     """Insert-or-ignore, safe under concurrent sends that bounce on the same address (SQLAlchemy)."""
     insert = pg_insert if dialect_name == "postgresql" else sqlite_insert
     return insert(_SUPPRESSIONS).values(rows).on_conflict_do_nothing(index_elements=["org_id", "email"])
+
+
+# Queues each new event for the org's enabled webhooks that want it (none listed: every type), in the
+# statement or transaction that writes the event: a send pays no extra round trip for its webhooks.
+_WANTS_EVENT = {
+    "postgresql": "EXISTS (SELECT 1 FROM json_array_elements_text(w.events) AS t(type) WHERE t.type = 'message.' || e.type)",
+    "sqlite": "EXISTS (SELECT 1 FROM json_each(w.events) WHERE json_each.value = 'message.' || e.type)",
+}
+
+
+def _queue_for_webhooks(dialect_name: str, events_source: str) -> str:
+    """INSERT of one webhook job per (event in `events_source`, webhook of its org that wants it)."""
+    return (
+        "INSERT INTO webhook_jobs (event_id, webhook_id, org_id, event_type, attempts, next_attempt_at, created_at) "
+        "SELECT e.id, w.id, e.org_id, 'message.' || e.type, 0, e.created_at, e.created_at "
+        f"FROM {events_source} AS e JOIN webhooks AS w ON w.org_id = e.org_id "
+        f"WHERE w.enabled AND (json_array_length(w.events) = 0 OR {_WANTS_EVENT[dialect_name]})"
+    )
+
+
+_SQLITE_QUEUE_FOR_WEBHOOKS = text(
+    _queue_for_webhooks("sqlite", "message_events") + " AND e.id IN :event_ids"
+).bindparams(bindparam("event_ids", expanding=True))
+
+
+async def write_events(connection: AsyncConnection, events: Sequence[EventRow]) -> None:
+    """The events and their webhook jobs, through SQLAlchemy, in the caller's transaction."""
+    if not events:
+        return
+    await connection.execute(insert(_EVENTS), [asdict(event) for event in events])
+    if connection.dialect.name == "postgresql":
+        statement = text(_queue_for_webhooks("postgresql", "message_events") + " AND e.id = ANY(:event_ids)")
+        await connection.execute(statement, {"event_ids": [event.id for event in events]})
+    else:
+        await connection.execute(_SQLITE_QUEUE_FOR_WEBHOOKS, {"event_ids": [event.id for event in events]})
 
 
 def _matching(given: Iterable[str], found: Iterable[str]) -> set[str]:
@@ -244,16 +312,42 @@ _PG_SUPPRESS = (
 )
 
 
-def _pg_update_many(names: tuple[str, ...]) -> str:
-    """UPDATE of `names` for many rows at once: ids and new values as parallel arrays."""
+def _pg_update_many(names: tuple[str, ...], *, with_events: bool = False) -> str:
+    """UPDATE of `names` for many rows at once: ids and new values as parallel arrays; `with_events`:
+    the rows' new events (and their webhook jobs) in the same statement, as the arrays that follow."""
     sources = ", ".join(
         f"${i}::{kind}" for i, kind in enumerate(["text[]", *(_PG_ARRAY_TYPE[n] for n in names)], start=1)
     )
-    return (
+    update = (
         f"UPDATE messages AS m SET {', '.join(f'{_quoted(n)} = v.{_quoted(n)}' for n in names)} "
         f"FROM unnest({sources}) AS v(id, {', '.join(_quoted(n) for n in names)}) "
         "WHERE m.id = v.id RETURNING m.id"
     )
+    if not with_events:
+        return update
+    return f"WITH updated AS ({update}), {_pg_new_events(first=len(names) + 2)} SELECT id FROM updated"
+
+
+# message_events' columns as arrays for unnest(), in EventRow's order
+_PG_EVENT_ARRAY_TYPES = ["timestamptz[]" if name == "created_at" else "text[]" for name in EVENT_COLUMNS]
+
+
+def _pg_new_events(*, first: int) -> str:
+    """Two CTEs: the events given as arrays from parameter `first` on, and their webhook jobs."""
+    sources = ", ".join(f"${i}::{kind}" for i, kind in enumerate(_PG_EVENT_ARRAY_TYPES, start=first))
+    return (
+        f"new_events AS (INSERT INTO message_events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM unnest({sources}) "
+        "RETURNING id, org_id, type, created_at), "
+        f"new_jobs AS ({_queue_for_webhooks('postgresql', 'new_events')})"
+    )
+
+
+_PG_ADD_EVENTS = f"WITH {_pg_new_events(first=1)} SELECT count(*) FROM new_events"
+
+
+def _event_arrays(events: Iterable[EventRow]) -> list[list[Any]]:
+    listed = list(events)
+    return [[getattr(event, name) for event in listed] for name in EVENT_COLUMNS]
 
 
 def _to_database(name: str, value: Any) -> Any:
@@ -277,7 +371,7 @@ class PostgresSendLog:
         self._pool = pool
         self._inserts: Batcher[SendLogRow, bool] = Batcher(self._insert_many)
         self._suppression_checks: Batcher[tuple[str, list[str]], set[str]] = Batcher(self._suppressed_many)
-        self._updates: dict[tuple[str, ...], Batcher] = {}  # one per set of columns changed
+        self._updates: dict[tuple[object, ...], Batcher] = {}  # one per (with events?, *columns changed)
 
     @classmethod
     async def connect(cls, dsn: str, *, max_size: int = 10, connect_timeout: float = 5.0) -> PostgresSendLog:
@@ -325,31 +419,53 @@ class PostgresSendLog:
         inserted = {record[0] for record in await self._pool.fetch(_PG_INSERT_MANY, *columns)}
         return [row.id in inserted for row in rows]
 
-    async def update(self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
+    async def update(
+        self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None, events: Sequence[EventRow] = ()
+    ) -> bool:
         if if_status is not None:  # a claim: rare, and its answer must be its own
+            assert not events, "a claim writes no events"
             return await self._update(self._pool, row_id, values, if_status=if_status)
-        names = tuple(values)
-        group = self._updates.get(names)
+        shape = (bool(events), *values)
+        group = self._updates.get(shape)
         if group is None:
-            statement = _pg_update_many(names)
-            group = self._updates[names] = Batcher(
+            names = tuple(values)
+            statement = _pg_update_many(names, with_events=bool(events))
+            group = self._updates[shape] = Batcher(
                 lambda batch: self._update_many(statement, names, batch), key=lambda item: item[0]
             )
-        return await group.submit((row_id, values))
+        return await group.submit((row_id, values, events))
 
     async def _update_many(
-        self, statement: str, names: tuple[str, ...], batch: list[tuple[str, Mapping[str, Any]]]
+        self,
+        statement: str,
+        names: tuple[str, ...],
+        batch: list[tuple[str, Mapping[str, Any], Sequence[EventRow]]],
     ) -> list[bool]:
-        arrays = [[row_id for row_id, _ in batch]]
-        arrays += [[_to_database(name, values[name]) for _, values in batch] for name in names]
+        arrays = [[row_id for row_id, _, _ in batch]]
+        arrays += [[_to_database(name, values[name]) for _, values, _ in batch] for name in names]
+        if any(events for _, _, events in batch):
+            arrays += _event_arrays(event for _, _, events in batch for event in events)
         updated = {record[0] for record in await self._pool.fetch(statement, *arrays)}
-        return [row_id in updated for row_id, _ in batch]
+        return [row_id in updated for row_id, _, _ in batch]
+
+    async def add_events(self, events: Sequence[EventRow]) -> None:
+        if events:
+            await self._pool.fetchval(_PG_ADD_EVENTS, *_event_arrays(events))
 
     async def record_bounces(
-        self, row_id: str, values: Mapping[str, Any], *, org_id: str, emails: list[str], note: str
+        self,
+        row_id: str,
+        values: Mapping[str, Any],
+        *,
+        org_id: str,
+        emails: list[str],
+        note: str,
+        events: Sequence[EventRow] = (),
     ) -> None:
         async with self._pool.acquire() as connection, connection.transaction():
             await self._update(connection, row_id, values)
+            if events:
+                await connection.fetchval(_PG_ADD_EVENTS, *_event_arrays(events))
             await connection.executemany(
                 _PG_SUPPRESS, [tuple(r.values()) for r in suppression_rows(org_id, emails, reason="bounce", note=note)]
             )
@@ -425,15 +541,34 @@ class SqlAlchemySendLog:
             result = await connection.execute(self._insert_row, {name: getattr(row, name) for name in COLUMNS})
             return result.rowcount == 1
 
-    async def update(self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
-        async with self._autocommit() as connection:
-            return await self._update(connection, row_id, values, if_status=if_status)
+    async def update(
+        self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None, events: Sequence[EventRow] = ()
+    ) -> bool:
+        if not events:
+            async with self._autocommit() as connection:
+                return await self._update(connection, row_id, values, if_status=if_status)
+        async with self._engine.begin() as connection:
+            changed = await self._update(connection, row_id, values, if_status=if_status)
+            await write_events(connection, events)
+            return changed
+
+    async def add_events(self, events: Sequence[EventRow]) -> None:
+        async with self._engine.begin() as connection:
+            await write_events(connection, events)
 
     async def record_bounces(
-        self, row_id: str, values: Mapping[str, Any], *, org_id: str, emails: list[str], note: str
+        self,
+        row_id: str,
+        values: Mapping[str, Any],
+        *,
+        org_id: str,
+        emails: list[str],
+        note: str,
+        events: Sequence[EventRow] = (),
     ) -> None:
         async with self._engine.begin() as connection:
             await self._update(connection, row_id, values)
+            await write_events(connection, events)
             rows = suppression_rows(org_id, emails, reason="bounce", note=note)
             if rows:
                 await connection.execute(suppressions_insert(self._engine.dialect.name, rows))

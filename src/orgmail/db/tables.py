@@ -131,6 +131,7 @@ class Message(Base):
         UniqueConstraint("org_id", "idempotency_key"),
         Index("ix_messages_org_id_id", "org_id", "id"),
         Index("ix_messages_status_created_at", "status", "created_at"),
+        Index("ix_messages_org_id_last_event_id", "org_id", "last_event", "id"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
@@ -157,3 +158,88 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    last_event: Mapped[str | None] = mapped_column(String(16))  # the newest message_events.type
+
+
+class MessageEvent(Base):
+    """What happened to a message, one row per happening (DESIGN.md §9): written by the send pipeline
+    (sent, failed, suppressed, relay-time bounced) and by the reports that come back."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (Index("ix_message_events_message_id_id", "message_id", "id"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    bounce_type: Mapped[str | None] = mapped_column(String(8))  # "hard" | "soft"
+    smtp_status: Mapped[str | None] = mapped_column(String(16))  # "5.1.1"
+    diagnostic: Mapped[str | None] = mapped_column(Text)
+    report_id: Mapped[str | None] = mapped_column(String(40))  # the inbound report it came from
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboundReport(Base):
+    """Every report the inbound listener accepted, kept whole before it answered 250."""
+
+    __tablename__ = "inbound_reports"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)  # its Message-ID, or sha256:<hex>
+    kind: Mapped[str] = mapped_column(String(16))  # "dsn" | "arf" | "unknown"
+    result: Mapped[str] = mapped_column(String(16))  # "parsed" | "unparsed"
+    org_id: Mapped[str | None] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str | None] = mapped_column(String(40))  # the msg_… row it is about, if known
+    envelope_sender: Mapped[str] = mapped_column(Text)
+    envelope_recipient: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Webhook(Base):
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_org_id_id", "org_id", "id"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[Any]] = mapped_column(default=list)  # event types; empty: every type
+    description: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)  # whsec_…, encrypted with the secret key
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookJob(Base):
+    """The durable delivery queue: one row per (event, webhook) until delivered or given up.
+
+    Queued in SQL beside the event itself (a join with the org's webhooks), so a send pays no round
+    trip for it; the body is made at the first attempt and kept, so every attempt sends the same bytes.
+    """
+
+    __tablename__ = "webhook_jobs"
+    __table_args__ = (Index("ix_webhook_jobs_next_attempt_at", "next_attempt_at"),)
+    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the webhook-id header
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(32))  # message.sent, suppression.created, webhook.test …
+    payload: Mapped[str | None] = mapped_column(Text)  # the JSON body, once made
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The delivery log: one row per attempt."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

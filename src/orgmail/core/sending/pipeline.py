@@ -15,11 +15,11 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.core.messages import MessageView
-from orgmail.core.sending.relaying import relay_and_record
+from orgmail.core.sending.relaying import record_durably, relay_and_record
 from orgmail.core.sending.retries import replay
 from orgmail.core.sending.senders import Sender, SenderCache, resolve_sender_domain
 from orgmail.core.sending.validation import Checked, Limits, SendRequest, estimated_size, validate
-from orgmail.db.sendlog import SendLog, SendLogRow
+from orgmail.db.sendlog import EventRow, SendLog, SendLogRow
 from orgmail.db.tables import utcnow
 from orgmail.errors import AllRecipientsSuppressed, MessageTooLarge
 from orgmail.ids import new_id
@@ -132,8 +132,11 @@ async def write_row(log: SendLog, row: SendLogRow) -> SendLogRow | None:
     """Write the row (`queued`, or `suppressed` with nobody to send to). None once written; if a
     concurrent request with the same idempotency key wrote its row first, that row."""
     if row.raw is None:
-        row.status = "suppressed"
+        row.status = row.last_event = "suppressed"
     if await log.insert(row):
+        if row.status == "suppressed":
+            event = EventRow(id=new_id("evt"), org_id=row.org_id, message_id=row.id, type="suppressed")
+            await record_durably(lambda: log.add_events([event]))
         return None
     assert row.idempotency_key is not None  # without a key nothing can conflict
     earlier = await log.find(org_id=row.org_id, idempotency_key=row.idempotency_key)

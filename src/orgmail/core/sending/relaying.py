@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from email.utils import getaddresses
 from typing import TypeVar
 
-from orgmail.db.sendlog import SendLog, SendLogRow
+from orgmail.db.sendlog import EventRow, SendLog, SendLogRow
 from orgmail.db.session import is_connection_failure
 from orgmail.db.tables import utcnow
 from orgmail.errors import RelayOutcomeUnknown, RelayRejected, RelayUnavailable
+from orgmail.ids import new_id
 from orgmail.mail.relay import Relay, RelayResult, RelayTemporaryFailure
 from orgmail.mail.relay import RelayOutcomeUnknown as NoReplyAfterData
 
@@ -61,9 +64,20 @@ async def relay_and_record(log: SendLog, *, row: SendLogRow, relay: Relay, recip
 
 
 async def record_result(log: SendLog, *, row: SendLogRow, result: RelayResult) -> None:
-    """`sent` if anyone got it, else `bounced`; each recipient refused with a 5xx is suppressed."""
+    """`sent` if anyone got it, else `bounced`; each recipient refused with a 5xx is suppressed.
+
+    Events: `sent` for the message, and `bounced` for each recipient the relay refused (or one for
+    the message, when the relay refused it as a whole)."""
     now = utcnow()
     rejected = [dict(email=email, code=code, message=text) for email, (code, text) in result.rejected.items()]
+    events = [_event(row, "sent", at=now)] if result.accepted else []
+    events += [
+        _event(row, "bounced", at=now, recipient=email, code=code, text=text)
+        for email, (code, text) in result.rejected.items()
+    ]
+    if not events:  # refused as a whole (5xx to MAIL FROM or DATA)
+        code, _, text = result.response.partition(" ")
+        events.append(_event(row, "bounced", at=now, code=int(code) if code.isdigit() else 550, text=text))
     values = dict(
         status="sent" if result.accepted else "bounced",
         relay_response=result.response,
@@ -72,14 +86,14 @@ async def record_result(log: SendLog, *, row: SendLogRow, result: RelayResult) -
         error_code=None if result.accepted else "relay_rejected",
         error_message=None if result.accepted else f"The relay refused the message: {result.response}",
         updated_at=now,
+        last_event=events[-1].type,
     )
     bounced = [email for email, (code, text) in result.rejected.items() if is_hard_bounce(code, text)]
-    if bounced:  # the row and its bounce suppressions change together
-        await log.record_bounces(
-            row.id, values, org_id=row.org_id, emails=bounced, note=f"rejected by the relay for {row.id}"
-        )
+    if bounced:  # the row, its events and its bounce suppressions change together
+        note = f"rejected by the relay for {row.id}"
+        await log.record_bounces(row.id, values, org_id=row.org_id, emails=bounced, note=note, events=events)
     else:
-        await log.update(row.id, values)
+        await log.update(row.id, values, events=events)
     _apply(row, values)
 
 
@@ -91,9 +105,42 @@ def is_hard_bounce(code: int, text: str) -> bool:
 
 
 async def store_failure(log: SendLog, row: SendLogRow, *, code: str, reason: str) -> None:
-    values = dict(status="failed", error_code=code, error_message=reason, updated_at=utcnow())
-    await log.update(row.id, values)
+    now = utcnow()
+    values = dict(status="failed", error_code=code, error_message=reason, updated_at=now, last_event="failed")
+    await log.update(row.id, values, events=[_event(row, "failed", at=now, diagnostic=f"{code}: {reason}")])
     _apply(row, values)
+
+
+def _event(
+    row: SendLogRow,
+    kind: str,
+    *,
+    at: datetime,
+    recipient: str | None = None,
+    code: int | None = None,
+    text: str = "",
+    diagnostic: str | None = None,
+) -> EventRow:
+    """An event of the row; a relay's refusal (`code`, `text`) gives its bounce type and status."""
+    if code is not None:
+        enhanced = _ENHANCED_STATUS.match(text)
+        return EventRow(
+            id=new_id("evt"),
+            org_id=row.org_id,
+            message_id=row.id,
+            type=kind,
+            recipient=recipient,
+            bounce_type="hard" if is_hard_bounce(code, text) else "soft",
+            smtp_status=enhanced[1] if enhanced else f"{code // 100}.0.0",
+            diagnostic=f"{code} {text}".strip(),
+            created_at=at,
+        )
+    return EventRow(
+        id=new_id("evt"), org_id=row.org_id, message_id=row.id, type=kind, diagnostic=diagnostic, created_at=at
+    )
+
+
+_ENHANCED_STATUS = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")  # RFC 3463, at the start of the text
 
 
 def envelope_recipients(row: SendLogRow) -> list[str]:

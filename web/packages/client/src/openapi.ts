@@ -316,6 +316,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/mail/messages/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Events
+         * @description The message's timeline, oldest first: sent, failed, suppressed, and what reports said since.
+         */
+        post: operations["events_v1_mail_messages_events_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/mail/messages/get": {
         parameters: {
             query?: never;
@@ -718,6 +738,11 @@ export interface components {
             from: string;
             /** Id */
             id: string;
+            /**
+             * Lastevent
+             * @description The type of the message's newest event.
+             */
+            lastEvent: ("sent" | "failed" | "suppressed" | "delivered" | "deferred" | "bounced" | "complained") | null;
             /** Messageid */
             messageId: string;
             /** Orgid */
@@ -848,6 +873,44 @@ export interface components {
             /** Message */
             message: string;
         };
+        /** MessageEvent */
+        MessageEvent: {
+            /** Bouncetype */
+            bounceType: ("hard" | "soft") | null;
+            /**
+             * Createdat
+             * Format: date-time
+             */
+            createdAt: string;
+            /** Diagnostic */
+            diagnostic: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Messageid
+             * @description The msg_… row the event is about.
+             */
+            messageId: string;
+            /** Orgid */
+            orgId: string;
+            /** Recipient */
+            recipient: string | null;
+            /**
+             * Smtpstatus
+             * @description The enhanced status code, e.g. "5.1.1".
+             */
+            smtpStatus: string | null;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "sent" | "failed" | "suppressed" | "delivered" | "deferred" | "bounced" | "complained";
+        };
+        /** MessageEventList */
+        MessageEventList: {
+            /** Events */
+            events: components["schemas"]["MessageEvent"][];
+        };
         /** MessageList */
         MessageList: {
             /** Messages */
@@ -859,6 +922,11 @@ export interface components {
         MessageListInput: {
             /** Cursor */
             cursor?: string | null;
+            /**
+             * Event
+             * @description Only messages whose newest event is this.
+             */
+            event?: ("sent" | "failed" | "suppressed" | "delivered" | "deferred" | "bounced" | "complained") | null;
             /**
              * Limit
              * @default 50
@@ -2531,6 +2599,102 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Ok"];
+                };
+            };
+            /** @description invalid_request, or domain_not_found */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description forbidden_org, or domain_not_verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not_found, or member_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description message_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    events_v1_mail_messages_events_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ByIdInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageEventList"];
                 };
             };
             /** @description invalid_request, or domain_not_found */
