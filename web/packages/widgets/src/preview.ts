@@ -70,6 +70,7 @@ function message(overrides: Partial<MailMessage> & Pick<MailMessage, "id" | "sub
     relayResponse: "250 2.0.0 Ok: queued as 4Xk2Lq",
     error: null,
     sentAt: overrides.status === "sent" ? overrides.createdAt : null,
+    lastEvent: overrides.status === "queued" ? null : overrides.status,
     ...overrides,
   };
 }
