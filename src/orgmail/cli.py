@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from orgmail.config import Settings, load_settings
+from orgmail.config import Settings, SettingsError, load_settings, printable_database_url, printable_url
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
 from orgmail.errors import MailboxTaken, OrgmailError
 
@@ -31,10 +32,58 @@ app.add_typer(domain_app, name="domain")
 T = TypeVar("T")
 
 
+# Exit statuses: 0 done, 1 a part could not be reached (or a check failed), 2 the settings are wrong.
+EXIT_UNREACHABLE = 1
+EXIT_BAD_SETTINGS = 2
+
+
+def _settings() -> Settings:
+    """The settings, read once; if they are wrong, every problem on stderr (one line each) and exit 2."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        for problem in error.problems:
+            typer.secho(f"error: {problem}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(EXIT_BAD_SETTINGS) from None
+
+
+@contextmanager
+def _database_failures(settings: Settings, *, migrating: bool = False) -> Iterator[None]:
+    """A database that cannot be reached (or refuses the migration) is one line on stderr and exit 1."""
+    try:
+        yield
+    except Exception as exc:
+        from sqlalchemy.exc import DBAPIError
+
+        from orgmail.check import database_unreachable_reason
+
+        where = f"the database at {printable_database_url(settings.database_url)} (ORGMAIL_DATABASE_URL)"
+        reason = database_unreachable_reason(exc)
+        if reason is not None:
+            message = f"cannot reach {where}: {reason}"
+        elif migrating and isinstance(exc, DBAPIError):  # e.g. the user may not create tables
+            refusal = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+            message = f"cannot migrate {where}: {refusal}"
+        else:
+            raise
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+
+
+def _migrated_settings() -> Settings:
+    """The settings, with the database reached and migrated: what every command that opens it needs."""
+    from orgmail.check import reach_database
+
+    settings = _settings()
+    with _database_failures(settings, migrating=True):
+        asyncio.run(reach_database(settings, create=True))  # in seconds; Alembic's engine waits a minute
+        upgrade_database(settings.database_url)
+    return settings
+
+
 def _with_session(work: Callable[[Any, Settings], Awaitable[T]]) -> T:
     """Run one unit of work against the configured database (migrated first)."""
-    settings = load_settings()
-    upgrade_database(settings.database_url)
+    settings = _migrated_settings()
 
     async def runner() -> T:
         engine = create_engine(settings.database_url)
@@ -45,19 +94,11 @@ def _with_session(work: Callable[[Any, Settings], Awaitable[T]]) -> T:
             await engine.dispose()
 
     try:
-        return asyncio.run(runner())
+        with _database_failures(settings):
+            return asyncio.run(runner())
     except OrgmailError as error:
         typer.secho(f"error: {error.code}: {error.message}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
-
-
-def _without_password(url: str) -> str:
-    """The relay URL fit for a log line: user kept, password never printed."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return url
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def _print(value: Any) -> None:
@@ -76,10 +117,9 @@ def serve(
     """Migrate the database, then serve the API (SIGTERM: stop accepting, finish in-flight sends)."""
     import uvicorn
 
-    settings = load_settings()
-    upgrade_database(settings.database_url)
+    settings = _migrated_settings()
     typer.echo(
-        f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {_without_password(settings.relay_url)})"
+        f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {printable_url(settings.relay_url)})"
     )
     uvicorn.run(
         "orgmail.app:create_app_from_env",
@@ -101,9 +141,23 @@ def serve(
 @app.command()
 def migrate() -> None:
     """Apply database migrations up to the newest."""
-    settings = load_settings()
-    upgrade_database(settings.database_url)
+    _migrated_settings()
     typer.echo("database is up to date")
+
+
+@app.command()
+def check() -> None:
+    """Try every part the configuration names (database, relay, DNS, Dovecot, data folder), one line
+    each; exit status 1 if any failed, 2 if the settings are wrong. It does not migrate the database."""
+    from orgmail.check import check_all
+
+    settings = _settings()
+    colors = {"ok": typer.colors.GREEN, "warn": typer.colors.YELLOW, "fail": typer.colors.RED}
+    results = asyncio.run(check_all(settings))
+    for result in results:
+        typer.secho(result.line, fg=colors[result.status])
+    if any(result.status == "fail" for result in results):
+        raise typer.Exit(EXIT_UNREACHABLE)
 
 
 @app.command()
@@ -262,8 +316,7 @@ def dovecot_config(
     """Write a Dovecot config that serves the mailboxes over IMAP and LMTP from this database."""
     from orgmail.mail.dovecot import folder_blocking_mail_user, write_config
 
-    settings = load_settings()
-    upgrade_database(settings.database_url)  # Dovecot reads the dovecot_users view
+    settings = _migrated_settings()  # Dovecot reads the dovecot_users view
     files = write_config(settings, out_dir=out, listen=listen, imap_port=imap_port, lmtp_port=lmtp_port)
     typer.echo(f"wrote {files.config} and {files.sql_config} (mode 0600)")
     blocking = folder_blocking_mail_user(settings)

@@ -25,7 +25,10 @@ def _run(connection) -> None:
 async def _run_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     assert url is not None, "the caller sets sqlalchemy.url (orgmail.db.session._alembic_config)"
-    engine = create_async_engine(url, poolclass=NullPool)
+    # A short connect timeout, as the service's own engine has: a silent server fails the migration in
+    # seconds (asyncpg's default is 60 s) and `orgmail migrate` says so in one line.
+    connect_args = {"timeout": 5} if url.startswith("postgresql") else {}
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
