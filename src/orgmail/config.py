@@ -14,6 +14,7 @@ import ipaddress
 import math
 import os
 import pwd
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from sqlalchemy.exc import ArgumentError
 _DATABASE_URLS_ACCEPTED = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:5432/DB"
 _NAMESERVERS_ACCEPTED = "IP addresses with optional ports, e.g. 127.0.0.1:5353,10.0.0.2,[::1]:53"
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 class SettingsError(ValueError):
@@ -66,6 +68,13 @@ class Settings:
     relay_timeout_seconds: float = 30.0
     relay_pool_size: int = 4
     relay_pipelining: bool = True  # RFC 2920 when the relay offers it; ORGMAIL_RELAY_PIPELINING=0 turns it off
+    # Delivery feedback (DESIGN.md §9): the VERP return path's domain (None: the From address, no DSNs)
+    bounce_domain: str | None = None
+    dsn_notify: tuple[str, ...] = ("FAILURE", "DELAY")  # RFC 3461 NOTIFY, when the relay offers DSN
+    inbound_listen: tuple[str, int] | None = None  # the inbound SMTP listener for reports (None: off)
+    tls_cert: Path | None = None  # PEM certificate chain and key for STARTTLS on the listeners
+    tls_key: Path | None = None
+    webhook_allow_private: bool = False  # development: webhooks to loopback and private addresses
     mailbox_retention_days: float = 7.0
     purge_interval_seconds: float = 3600.0
     mail_uid: int = field(default_factory=lambda: _default_mail_owner()[0])
@@ -315,6 +324,53 @@ class _Environment:
             servers.append((host, int(port)))
         return tuple(servers)
 
+    def domain(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        candidate = raw.lower().rstrip(".")
+        if not _HOST_NAME.fullmatch(candidate) or "." not in candidate:
+            self.problems.append(f"{name}={raw!r}: not a domain name; expected e.g. bounces.mail.example.net")
+            return None
+        return candidate
+
+    def dsn_notify(self) -> tuple[str, ...]:
+        raw = self.text("ORGMAIL_DSN_NOTIFY")
+        if raw is None:
+            return ("FAILURE", "DELAY")
+        wanted = tuple(dict.fromkeys(part.strip().upper() for part in raw.split(",") if part.strip()))
+        valid = wanted == ("NEVER",) or (wanted and set(wanted) <= {"SUCCESS", "FAILURE", "DELAY"})
+        if not valid:
+            self.problems.append(
+                f"ORGMAIL_DSN_NOTIFY={raw!r}: expected NEVER, or any of SUCCESS, FAILURE, DELAY joined by commas "
+                "(RFC 3461; default FAILURE,DELAY)"
+            )
+            return ("FAILURE", "DELAY")
+        return wanted
+
+    def listen_address(self, name: str) -> tuple[str, int] | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        host, _, port = raw.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            self.problems.append(f"{name}={raw!r}: expected HOST:PORT, e.g. 0.0.0.0:25 or 127.0.0.1:2525")
+            return None
+        return host, int(port)
+
+    def readable_file(self, name: str) -> Path | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        path = Path(raw).resolve()
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            self.problems.append(f"{name}={raw!r}: cannot read it ({exc.strerror or exc}); expected a PEM file")
+            return None
+        return path
+
     def mail_owner(self) -> tuple[int, int]:
         uid, gid = _default_mail_owner()
         user, group = self.text("ORGMAIL_MAIL_USER"), self.text("ORGMAIL_MAIL_GROUP")
@@ -364,7 +420,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         doveadm_path=env.text("ORGMAIL_DOVEADM") or "doveadm",
         rate_limit_per_second=env.number("ORGMAIL_RATE_LIMIT", 1000.0, zero_allowed=True),
         rate_limit_burst=env.integer("ORGMAIL_RATE_LIMIT_BURST", 2000, minimum=1),
+        bounce_domain=env.domain("ORGMAIL_BOUNCE_DOMAIN"),
+        dsn_notify=env.dsn_notify(),
+        inbound_listen=env.listen_address("ORGMAIL_INBOUND_LISTEN"),
+        tls_cert=env.readable_file("ORGMAIL_TLS_CERT"),
+        tls_key=env.readable_file("ORGMAIL_TLS_KEY"),
+        webhook_allow_private=env.boolean("ORGMAIL_WEBHOOK_ALLOW_PRIVATE", False),
     )
+    if (values["tls_cert"] is None) != (values["tls_key"] is None) and not env.problems:
+        env.problems.append("ORGMAIL_TLS_CERT and ORGMAIL_TLS_KEY: set both (a certificate and its key) or neither")
     values["mail_uid"], values["mail_gid"] = env.mail_owner()
     if "secret_key" not in overrides and not env.problems:  # no secret file written for a run that stops here
         values["secret_key"] = env.secret_key(data_dir)
