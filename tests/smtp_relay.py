@@ -7,7 +7,10 @@ down altogether. STARTTLS and AUTH use a certificate made here.
 
 Like real relays it offers PIPELINING (RFC 2920) in its EHLO reply, which aiosmtpd by itself does not
 (it reads commands line by line from a stream, so pipelined commands work); `pipelining = False`
-makes it a server that does not offer it.
+makes it a server that does not offer it. `dsn = True` makes it offer DSN (RFC 3461), which aiosmtpd
+does not know either: it refuses any MAIL or RCPT parameter but SIZE, BODY and SMTPUTF8 (555), and
+upper-cases the rest, so the DSN parameters are checked and taken off the command here, before aiosmtpd
+reads it. Either way each message records its MAIL and RCPT parameters exactly as they were sent.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import re
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +41,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     content: bytes
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM's parameters as sent: ["SIZE=…", …]
+    rcpt_options: dict[str, list[str]] = field(default_factory=dict)  # accepted address -> its RCPT parameters
 
 
 @dataclass
@@ -43,6 +50,7 @@ class Behaviour:
     """What the relay does; tests change it and `reset()` puts it back."""
 
     pipelining: bool = True  # offer PIPELINING in the EHLO reply (to connections opened afterwards)
+    dsn: bool = False  # offer DSN (RFC 3461) in the EHLO reply (likewise) and take its parameters
     mail_reply: str | None = None  # e.g. "550 5.7.1 sender refused", "451 4.3.0 try later"
     refuse: dict[str, str] = field(default_factory=dict)  # RCPT address -> "550 5.1.1 …" or "451 …"
     data_without_recipients: bool = False  # answer DATA with 354 even when every RCPT was refused
@@ -65,6 +73,9 @@ class RecordingHandler:
         session.host_name = hostname  # this hook must set it (aiosmtpd's handler documentation)
         if self.relay.behaviour.pipelining:
             responses.insert(-1, "250-PIPELINING")  # before the last line, "250 HELP"
+        server.dsn_offered = self.relay.behaviour.dsn
+        if server.dsn_offered:
+            responses.insert(-1, "250-DSN")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -100,7 +111,15 @@ class RecordingHandler:
         if not recipients:
             self.relay.data_without_recipients.append(envelope.original_content)
             return "554 5.5.1 Error: no valid recipients"
-        self.relay.received.append(Received(envelope.mail_from, recipients, envelope.original_content))
+        self.relay.received.append(
+            Received(
+                envelope.mail_from,
+                recipients,
+                envelope.original_content,
+                mail_options=server.mail_parameters,
+                rcpt_options={address: server.rcpt_parameters.get(address, []) for address in recipients},
+            )
+        )
         if behaviour.drop_after_data:
             server.transport.abort()
             return "421 gone"
@@ -110,12 +129,58 @@ class RecordingHandler:
 
 
 class RecordingSMTP(SMTP):
-    """aiosmtpd's server, plus what its handler hooks cannot do: notice how commands arrive, answer
-    slowly, and drop or stall at the DATA command or in the message."""
+    """aiosmtpd's server, plus what its handler hooks cannot do: notice how commands arrive, record
+    and take DSN parameters, answer slowly, and drop or stall at the DATA command or in the message."""
 
     def __init__(self, relay: SmtpTestRelay, **kwargs):
         super().__init__(RecordingHandler(relay), **kwargs)
         self.relay = relay
+        self.dsn_offered = False  # by this session's EHLO
+        self.mail_parameters: list[str] = []  # of this transaction's MAIL FROM, as sent
+        self.rcpt_parameters: dict[str, list[str]] = {}  # of its RCPT TOs, by address
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        _, command, self.mail_parameters = self._parameters("FROM:", arg)
+        self.rcpt_parameters = {}
+        await self._with_dsn("MAIL", arg, command, self.mail_parameters, super().smtp_MAIL)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        address, command, parameters = self._parameters("TO:", arg)
+        if address:
+            self.rcpt_parameters[address] = parameters
+        await self._with_dsn("RCPT", arg, command, parameters, super().smtp_RCPT)
+
+    def _parameters(self, keyword: str, arg: str | None) -> tuple[str | None, str, list[str]]:
+        """The address, the argument without its parameters ("FROM:<address>") and its parameters as
+        sent; (None, arg, []) if aiosmtpd would find no address in it."""
+        rest = self._strip_command_keyword(keyword, arg or "")
+        address, parameters = self._getaddr(rest) if rest else (None, None)
+        if not address or parameters is None:
+            return None, arg or "", []
+        return address, keyword + rest[: len(rest) - len(parameters)].rstrip(), parameters.split()
+
+    async def _with_dsn(
+        self,
+        verb: str,
+        arg: str | None,
+        command: str,
+        parameters: list[str],
+        aiosmtpd_command: Callable[[str | None], Awaitable[None]],
+    ) -> None:
+        """Offered, DSN's parameters are checked (501 if malformed, as Postfix does) and taken off
+        before aiosmtpd reads the command; not offered, aiosmtpd refuses them as it refuses any
+        parameter it does not know."""
+        if not self.dsn_offered:
+            await aiosmtpd_command(arg)
+            return
+        dsn = [parameter for parameter in parameters if _keyword(parameter) in _DSN_PARAMETERS[verb]]
+        if error := _dsn_parameter_error(dsn):
+            await self.push(f"501 5.5.4 {error}")
+            return
+        others = [parameter for parameter in parameters if parameter not in dsn]
+        await aiosmtpd_command(" ".join([command, *others]))
 
     def data_received(self, data: bytes) -> None:
         if data.startswith(b"MAIL FROM:"):
@@ -144,6 +209,37 @@ class RecordingSMTP(SMTP):
 
 
 _REFUSED = "<refused>"  # stands for a refused recipient in the envelope (`data_without_recipients`)
+
+_DSN_PARAMETERS = {"MAIL": ("RET", "ENVID"), "RCPT": ("NOTIFY", "ORCPT")}
+_XTEXT = re.compile(r"(?:[!-*,-<>-~]|\+[0-9A-F]{2})+")  # RFC 3461 §4, written out apart from orgmail's
+
+
+def _keyword(parameter: str) -> str:
+    return parameter.partition("=")[0].upper()
+
+
+def _dsn_parameter_error(parameters: list[str]) -> str | None:
+    """What is wrong with these DSN parameters by RFC 3461 §4.1-4.4, if anything."""
+    keywords = [_keyword(parameter) for parameter in parameters]
+    if len(set(keywords)) < len(keywords):
+        return f"DSN parameter given twice: {parameters}"
+    for parameter, keyword in zip(parameters, keywords, strict=True):
+        value = parameter.partition("=")[2]
+        if keyword == "RET":
+            valid = value.upper() in ("FULL", "HDRS")
+        elif keyword == "NOTIFY":
+            notify = value.upper().split(",")
+            valid = notify == ["NEVER"] or (
+                len(set(notify)) == len(notify) and set(notify) <= {"SUCCESS", "FAILURE", "DELAY"}
+            )
+        elif keyword == "ORCPT":
+            address_type, semicolon, address = value.partition(";")
+            valid = bool(address_type.isalnum() and semicolon and _XTEXT.fullmatch(address))
+        else:  # ENVID
+            valid = bool(_XTEXT.fullmatch(value))
+        if not valid:
+            return f"bad {keyword} parameter: {parameter}"
+    return None
 
 
 def _free_port() -> int:

@@ -27,7 +27,7 @@ from orgmail.api.limits import BodySizeLimit
 from orgmail.api.ratelimit import RateLimit
 from orgmail.config import Settings, load_settings
 from orgmail.core.mailboxes import tidy_periodically
-from orgmail.core.sending import Limits, SendPipeline, settle_unfinished_sends
+from orgmail.core.sending import Limits, ReturnPath, SendPipeline, settle_unfinished_sends
 from orgmail.db.sendlog import open_send_log
 from orgmail.db.session import (
     CONNECTION_FAILURE_TYPES,
@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_message_bytes=settings.max_message_bytes,
                 relay_timeout_seconds=settings.relay_timeout_seconds,
             ),
+            return_path=ReturnPath(settings.bounce_domain, settings.dsn_notify) if settings.bounce_domain else None,
         )
         await _settle_unfinished_sends(app, settings)
         # Everything loaded so far (modules, routes, SQLAlchemy and Pydantic machinery) lives as long

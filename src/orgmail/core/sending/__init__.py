@@ -10,7 +10,8 @@
 """
 
 from orgmail.core.sending.pipeline import SendPipeline
+from orgmail.core.sending.relaying import ReturnPath
 from orgmail.core.sending.retries import settle_unfinished_sends
 from orgmail.core.sending.validation import Attachment, Limits, SendRequest
 
-__all__ = ["Attachment", "Limits", "SendPipeline", "SendRequest", "settle_unfinished_sends"]
+__all__ = ["Attachment", "Limits", "ReturnPath", "SendPipeline", "SendRequest", "settle_unfinished_sends"]

@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.core.messages import MessageView
-from orgmail.core.sending.relaying import record_durably, relay_and_record
+from orgmail.core.sending.relaying import ReturnPath, record_durably, relay_and_record
 from orgmail.core.sending.retries import replay
 from orgmail.core.sending.senders import Sender, SenderCache, resolve_sender_domain
 from orgmail.core.sending.validation import Checked, Limits, SendRequest, estimated_size, validate
@@ -43,6 +43,7 @@ class SendPipeline:
     log: SendLog
     limits: Limits
     senders: SenderCache = field(default_factory=SenderCache)
+    return_path: ReturnPath | None = None  # with ORGMAIL_BOUNCE_DOMAIN: VERP and DSN requests
 
     async def send(
         self,
@@ -78,11 +79,15 @@ class SendPipeline:
                 retry_unknown=retry_unknown,
                 relay=self.relay,
                 limits=self.limits,
+                return_path=self.return_path,
             )
             return MessageView.of(row)
         if row.status == "suppressed":
             raise AllRecipientsSuppressed(details={"messageId": row.id, "suppressedRecipients": suppressed})
-        return MessageView.of(await relay_and_record(self.log, row=row, relay=self.relay, recipients=recipients))
+        relayed = await relay_and_record(
+            self.log, row=row, relay=self.relay, recipients=recipients, return_path=self.return_path
+        )
+        return MessageView.of(relayed)
 
 
 # --- stages --------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import getaddresses
 from typing import TypeVar
@@ -20,7 +21,7 @@ from orgmail.db.session import is_connection_failure
 from orgmail.db.tables import utcnow
 from orgmail.errors import RelayOutcomeUnknown, RelayRejected, RelayUnavailable
 from orgmail.ids import new_id
-from orgmail.mail.relay import Relay, RelayResult, RelayTemporaryFailure
+from orgmail.mail.relay import DsnRequest, Relay, RelayResult, RelayTemporaryFailure
 from orgmail.mail.relay import RelayOutcomeUnknown as NoReplyAfterData
 
 logger = logging.getLogger("orgmail.sending")
@@ -30,11 +31,29 @@ T = TypeVar("T")
 OUTCOME_UNKNOWN = "outcome_unknown"  # the error code of a row the relay may or may not have taken
 
 
-async def relay_and_record(log: SendLog, *, row: SendLogRow, relay: Relay, recipients: list[str]) -> SendLogRow:
+@dataclass(frozen=True)
+class ReturnPath:
+    """Where bounces go (DESIGN.md §9): the VERP envelope sender `bounces+<message id>@<bounce domain>`,
+    so every DSN names its message, and the notifications asked of a relay that offers DSN."""
+
+    bounce_domain: str
+    notify: tuple[str, ...] = ("FAILURE", "DELAY")
+
+    def sender_for(self, row_id: str) -> str:
+        return f"bounces+{row_id}@{self.bounce_domain}"
+
+
+async def relay_and_record(
+    log: SendLog, *, row: SendLogRow, relay: Relay, recipients: list[str], return_path: ReturnPath | None = None
+) -> SendLogRow:
     """Hand the stored bytes to the relay, then write down what it said (and answer accordingly)."""
     assert row.raw is not None
+    if return_path is None:
+        sender, dsn = _bare(row.from_address), None
+    else:
+        sender, dsn = return_path.sender_for(row.id), DsnRequest(envid=row.id, notify=return_path.notify)
     try:
-        result = await relay.send(sender=_bare(row.from_address), recipients=recipients, message=row.raw)
+        result = await relay.send(sender=sender, recipients=recipients, message=row.raw, dsn=dsn)
     except NoReplyAfterData as exc:
         # RFC 1047: the relay read the whole message and may have queued it. Saying "retry" would
         # risk a second delivery; saying "failed" might be a lie. The row and the answer say "unknown".

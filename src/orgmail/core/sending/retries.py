@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from orgmail.core.sending.relaying import OUTCOME_UNKNOWN, envelope_recipients, relay_and_record
+from orgmail.core.sending.relaying import OUTCOME_UNKNOWN, ReturnPath, envelope_recipients, relay_and_record
 from orgmail.core.sending.validation import Limits
 from orgmail.db.sendlog import SendLog, SendLogRow
 from orgmail.db.tables import utcnow
@@ -25,6 +25,7 @@ async def replay(
     retry_unknown: bool,
     relay: Relay,
     limits: Limits,
+    return_path: ReturnPath | None = None,
 ) -> SendLogRow:
     """A key seen before: the first row's outcome, relaying it again only if the relay never took it
     (or, with `retry_unknown`, if nobody knows whether it did)."""
@@ -49,7 +50,8 @@ async def replay(
         if earlier.status == "failed" and earlier.error_code == OUTCOME_UNKNOWN and not retry_unknown:
             raise RelayOutcomeUnknown(details={"messageId": earlier.id, "reason": earlier.error_message})
         if earlier.status == "failed" and await _claim_for_retry(log, earlier):
-            return await relay_and_record(log, row=earlier, relay=relay, recipients=envelope_recipients(earlier))
+            recipients = envelope_recipients(earlier)
+            return await relay_and_record(log, row=earlier, relay=relay, recipients=recipients, return_path=return_path)
         # Queued: the first request (or another retry) is relaying it right now. Its outcome is ours.
         if asyncio.get_running_loop().time() > deadline:
             raise IdempotencyConflict(

@@ -1,6 +1,8 @@
 """Relays: where a signed message goes next. The `Relay` protocol, its result and its two failures;
 `OutboxRelay` (`outbox.py`, the embedded default: `.eml` files in the data folder) and `SmtpRelay`
 (`smtp.py`, a smarthost over a pool of persistent connections, with PIPELINING from `pipelining.py`).
+A send may carry a `DsnRequest` (RFC 3461): the SMTP relay asks for delivery status notifications
+with it when the server offers DSN, and sends plain commands otherwise.
 
 Results are values: a recipient refused with a 5xx is data in `RelayResult.rejected`, and a message
 refused as a whole (5xx to MAIL FROM or DATA) is a result with nobody accepted. What leaves the outcome
@@ -28,6 +30,30 @@ class RelayResult:
     response: str = ""  # the relay's last reply: "250 2.0.0 queued as …", or the refusal
 
 
+@dataclass(frozen=True)
+class DsnRequest:
+    """What a send asks of the relay's DSN extension (RFC 3461): `ENVID` names the message in every
+    notification, `NOTIFY` says when to send one, `RET` how much of the message to return with it."""
+
+    envid: str
+    notify: tuple[str, ...] = ("FAILURE", "DELAY")  # or ("NEVER",); "SUCCESS" may join the others
+    ret: str = "HDRS"  # or "FULL"
+
+    def __post_init__(self) -> None:
+        # Checked here, not left to the relay: it would refuse a bad one as a 5xx to MAIL or RCPT,
+        # which reads as a refused message rather than our mistake.
+        notify = set(self.notify)
+        if not (self.notify == ("NEVER",) or (notify and notify <= _NOTIFY and len(notify) == len(self.notify))):
+            raise ValueError(f"NOTIFY must be NEVER alone or some of SUCCESS, FAILURE, DELAY: {self.notify!r}")
+        if self.ret not in ("FULL", "HDRS"):
+            raise ValueError(f"RET must be FULL or HDRS: {self.ret!r}")
+        if not self.envid:
+            raise ValueError("ENVID must not be empty")
+
+
+_NOTIFY = frozenset({"SUCCESS", "FAILURE", "DELAY"})
+
+
 class RelayTemporaryFailure(Exception):
     """The relay did not take the message (down, 4xx, connection lost, timeout): safe to retry."""
 
@@ -38,7 +64,9 @@ class RelayOutcomeUnknown(Exception):
 
 
 class Relay(Protocol):
-    async def send(self, *, sender: str, recipients: list[str], message: bytes) -> RelayResult: ...
+    async def send(
+        self, *, sender: str, recipients: list[str], message: bytes, dsn: DsnRequest | None = None
+    ) -> RelayResult: ...
 
     async def close(self) -> None: ...
 
@@ -49,6 +77,7 @@ from orgmail.mail.relay.smtp import SmtpRelay, SmtpTarget  # noqa: E402
 from orgmail.mail.relay.url import smtp_target_from_url  # noqa: E402
 
 __all__ = [
+    "DsnRequest",
     "OutboxRelay",
     "Relay",
     "RelayOutcomeUnknown",

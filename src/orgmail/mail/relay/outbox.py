@@ -9,7 +9,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 
-from orgmail.mail.relay import RelayResult
+from orgmail.mail.relay import DsnRequest, RelayResult
 
 
 class OutboxRelay:
@@ -19,7 +19,10 @@ class OutboxRelay:
     def __init__(self, directory: Path):
         self.directory = directory
 
-    async def send(self, *, sender: str, recipients: list[str], message: bytes) -> RelayResult:
+    async def send(
+        self, *, sender: str, recipients: list[str], message: bytes, dsn: DsnRequest | None = None
+    ) -> RelayResult:
+        """Writes the message; `dsn` is ignored: no relay, no delivery status notifications."""
         path = await asyncio.to_thread(self._write, message)
         return RelayResult(accepted=list(recipients), response=f"250 written to {path}")
 

@@ -117,14 +117,17 @@ class Pipeline(asyncio.Protocol):
             waiter.exception()  # retrieved, even if the exchange was cancelled meanwhile
 
 
-def command_group(sender: str, recipients: list[str], mail_options: list[str]) -> bytes:
-    """MAIL FROM, one RCPT TO per recipient and DATA, as aiosmtplib's `mail()`, `rcpt()` and `data()`
-    would send them one by one."""
-    options = [option.encode("ascii") for option in mail_options]
-    group = [_command(b"MAIL", b"FROM:" + _address(sender), *options)]
-    group += [_command(b"RCPT", b"TO:" + _address(recipient)) for recipient in recipients]
+def command_group(sender: str, mail_options: list[str], recipients: list[tuple[str, list[str]]]) -> bytes:
+    """MAIL FROM with its options, one RCPT TO per (recipient, options) and DATA, as aiosmtplib's
+    `mail()`, `rcpt()` and `data()` would send them one by one."""
+    group = [_command(b"MAIL", b"FROM:" + _address(sender), *_options(mail_options))]
+    group += [_command(b"RCPT", b"TO:" + _address(recipient), *_options(options)) for recipient, options in recipients]
     group.append(b"DATA\r\n")
     return b"".join(group)
+
+
+def _options(options: list[str]) -> list[bytes]:
+    return [option.encode("ascii") for option in options]
 
 
 def _address(address: str) -> bytes:

@@ -5,6 +5,10 @@ A transaction runs one command at a time, or, when the server offers PIPELINING 
 `pipelining` is on, as MAIL FROM, every RCPT TO and DATA in one write (`pipelining.py` does the
 wire side) and the message once DATA was answered 354. The outcomes are the same either way.
 
+A send that carries a `DsnRequest` asks for delivery status notifications (RFC 3461) only when the
+server's EHLO offers DSN: `RET` and `ENVID` on MAIL, `NOTIFY` and `ORCPT` on each RCPT. A server that
+does not offer it gets the plain commands, since it may refuse parameters it does not know (555).
+
 One deadline, `timeout`, covers a whole send: waiting for a pooled connection, connect, EHLO,
 STARTTLS, AUTH, MAIL, RCPT, DATA, the message and the reply to its end. The connections have no
 timeouts of their own, so a relay that answers each command just in time cannot stretch a send past
@@ -26,9 +30,11 @@ from typing import cast
 
 import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPStatus
+from aiosmtplib.email import parse_address
 
-from orgmail.mail.relay import RelayOutcomeUnknown, RelayResult, RelayTemporaryFailure
+from orgmail.mail.relay import DsnRequest, RelayOutcomeUnknown, RelayResult, RelayTemporaryFailure
 from orgmail.mail.relay.pipelining import Pipeline, PipelineCutShort, command_group
+from orgmail.mail.relay.xtext import encode_xtext
 
 
 @dataclass(frozen=True)
@@ -59,12 +65,15 @@ class SmtpRelay:
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[_Connection] = []
 
-    async def send(self, *, sender: str, recipients: list[str], message: bytes) -> RelayResult:
+    async def send(
+        self, *, sender: str, recipients: list[str], message: bytes, dsn: DsnRequest | None = None
+    ) -> RelayResult:
+        envelope = _Envelope(sender, recipients, message, dsn)
         progress = _Progress()
         try:
             async with asyncio.timeout(self.timeout):
                 async with self._slots:
-                    return await self._send_pooled(sender, recipients, message, progress)
+                    return await self._send_pooled(envelope, progress)
         except TimeoutError:
             if progress.outcome_open:
                 raise RelayOutcomeUnknown(
@@ -72,20 +81,18 @@ class SmtpRelay:
                 ) from None
             raise RelayTemporaryFailure(f"the relay did not answer within {self.timeout:g} s") from None
 
-    async def _send_pooled(
-        self, sender: str, recipients: list[str], message: bytes, progress: _Progress
-    ) -> RelayResult:
+    async def _send_pooled(self, envelope: _Envelope, progress: _Progress) -> RelayResult:
         reused = bool(self._idle)
         connection = self._idle.pop() if reused else await self._connect()
         try:
             try:
-                return await _transaction(connection, sender, recipients, message, progress)
+                return await _transaction(connection, envelope, progress)
             except _StaleConnection:
                 if not reused:
                     raise
                 connection.close()
                 connection = await self._connect()
-                return await _transaction(connection, sender, recipients, message, progress)
+                return await _transaction(connection, envelope, progress)
         except (RelayTemporaryFailure, RelayOutcomeUnknown):
             raise  # a 4xx after RSET leaves the connection usable; anything else closed it
         except _StaleConnection:
@@ -185,25 +192,46 @@ class _Progress:
 
 
 # --- one transaction -----------------------------------------------------------------------------
-async def _transaction(
-    connection: _Connection, sender: str, recipients: list[str], message: bytes, progress: _Progress
-) -> RelayResult:
+@dataclass(frozen=True)
+class _Envelope:
+    """What one send hands to a transaction."""
+
+    sender: str
+    recipients: list[str]
+    message: bytes
+    dsn: DsnRequest | None
+
+
+async def _transaction(connection: _Connection, envelope: _Envelope, progress: _Progress) -> RelayResult:
     if not connection.is_connected:
         raise _StaleConnection()  # the server closed it while it was idle, and we noticed
     if connection.pipeline is not None:
-        return await _pipelined_transaction(connection, connection.pipeline, sender, recipients, message, progress)
-    return await _transaction_one_command_at_a_time(connection, sender, recipients, message, progress)
+        return await _pipelined_transaction(connection, connection.pipeline, envelope, progress)
+    return await _transaction_one_command_at_a_time(connection, envelope, progress)
 
 
-def _mail_options(connection: aiosmtplib.SMTP, message: bytes) -> list[str]:
-    return [f"SIZE={len(message)}"] if connection.supports_extension("size") else []
+def _mail_options(connection: aiosmtplib.SMTP, envelope: _Envelope) -> list[str]:
+    options = [f"SIZE={len(envelope.message)}"] if connection.supports_extension("size") else []
+    dsn = envelope.dsn
+    if dsn is not None and connection.supports_extension("dsn"):
+        options += [f"RET={dsn.ret}", f"ENVID={encode_xtext(dsn.envid)}"]
+    return options
+
+
+def _rcpt_options(connection: aiosmtplib.SMTP, envelope: _Envelope, recipient: str) -> list[str]:
+    dsn = envelope.dsn
+    if dsn is None or not connection.supports_extension("dsn"):
+        return []
+    # ORCPT names the address as RCPT TO carries it (aiosmtplib's own parsing of it), RFC 3461 §4.2.
+    return [f"NOTIFY={','.join(dsn.notify)}", f"ORCPT=rfc822;{encode_xtext(parse_address(recipient))}"]
 
 
 async def _transaction_one_command_at_a_time(
-    connection: _Connection, sender: str, recipients: list[str], message: bytes, progress: _Progress
+    connection: _Connection, envelope: _Envelope, progress: _Progress
 ) -> RelayResult:
+    recipients, message = envelope.recipients, envelope.message
     try:
-        await connection.mail(sender, options=_mail_options(connection, message))
+        await connection.mail(envelope.sender, options=_mail_options(connection, envelope))
     except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
         raise _StaleConnection() from None
     except aiosmtplib.SMTPSenderRefused as exc:
@@ -216,7 +244,7 @@ async def _transaction_one_command_at_a_time(
     rejected: dict[str, tuple[int, str]] = {}
     for recipient in recipients:
         try:
-            await connection.rcpt(recipient)
+            await connection.rcpt(recipient, options=_rcpt_options(connection, envelope, recipient))
             accepted.append(recipient)
         except aiosmtplib.SMTPRecipientRefused as exc:
             if exc.code < 500:
@@ -241,18 +269,18 @@ _RECIPIENT_OK = (SMTPStatus.completed, SMTPStatus.will_forward)  # 250, 251: as 
 
 
 async def _pipelined_transaction(
-    connection: _Connection,
-    pipeline: Pipeline,
-    sender: str,
-    recipients: list[str],
-    message: bytes,
-    progress: _Progress,
+    connection: _Connection, pipeline: Pipeline, envelope: _Envelope, progress: _Progress
 ) -> RelayResult:
     """MAIL, every RCPT and DATA in one write, their replies read in order; the message follows in a
     second write only if MAIL and every RCPT were answered without a 4xx, someone was accepted and
     DATA got 354. The replies are judged in the order a one-command-at-a-time session meets them,
     so every outcome is the same as there."""
-    group = command_group(sender, recipients, _mail_options(connection, message))
+    recipients, message = envelope.recipients, envelope.message
+    group = command_group(
+        envelope.sender,
+        _mail_options(connection, envelope),
+        [(recipient, _rcpt_options(connection, envelope, recipient)) for recipient in recipients],
+    )
     try:
         mail_reply, *rcpt_replies, data_reply = await pipeline.exchange(group, len(recipients) + 2)
     except PipelineCutShort as exc:
