@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orgmail.errors import InvalidRequest, NotFound, OrgmailError, Unavailable
+from orgmail.throttled_log import ThrottledLog
 
 log = logging.getLogger("orgmail.api")
 
@@ -56,25 +56,6 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
     return InvalidRequest(f"The request is not valid ({summary}).", details={"fields": fields})
 
 
-class OutageLog:
-    """One log line per `interval` seconds while the database is unreachable, however many requests
-    meet the outage (a line per request would be hundreds a second, each with a traceback)."""
-
-    def __init__(self, interval: float = 1.0):
-        self.interval = interval
-        self._last = float("-inf")
-        self._unlogged = 0
-
-    def __call__(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            self._unlogged += 1
-            return
-        more = f" ({self._unlogged} more answered 503 since the last line)" if self._unlogged else ""
-        log.warning("database unavailable (%s); answering 503 until it is back%s", exc.__class__.__name__, more)
-        self._last, self._unlogged = now, 0
-
-
 def install_error_handlers(
     app: FastAPI,
     *,
@@ -83,7 +64,7 @@ def install_error_handlers(
 ) -> None:
     """`connection_failure_types`: what a lost database raises (the db layer names them); they get a
     handler of their own, so an outage is a 503 and one log line, not a 500 and a traceback each."""
-    outage_log = OutageLog()
+    outage_log = ThrottledLog(log)  # an outage meets every request: one line a second is plenty
 
     @app.exception_handler(OrgmailError)
     async def _orgmail_error(_request: Request, exc: OrgmailError) -> JSONResponse:
@@ -117,7 +98,7 @@ def install_error_handlers(
 
     async def _connection_failure(_request: Request, exc: Exception) -> JSONResponse:
         if is_connection_failure(exc):
-            outage_log(exc)
+            outage_log.warning("database unavailable (%s); answering 503 until it is back", exc.__class__.__name__)
             return error_response(Unavailable())
         return _internal_error(exc)
 
@@ -128,7 +109,7 @@ def install_error_handlers(
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         # Starlette runs this one outermost and re-raises after answering: the server logs it too.
         if is_connection_failure(exc):
-            outage_log(exc)
+            outage_log.warning("database unavailable (%s); answering 503 until it is back", exc.__class__.__name__)
             return error_response(Unavailable())
         return error_response(OrgmailError())
 

@@ -67,6 +67,7 @@ CONNECTION_FAILURE_TYPES: tuple[type[Exception], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
 )
 
 
@@ -97,6 +98,9 @@ _ASYNCPG_CONNECTION_FAILURES = (
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up (CannotConnectNowError)
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
+    # A connection the server dropped mid-statement can leave asyncpg's protocol in a state it reports
+    # as "cannot switch to state …; another operation is in progress": the connection is gone too.
+    asyncpg.InternalClientError,
 )
 
 

@@ -23,6 +23,7 @@ from orgmail.errors import RelayOutcomeUnknown, RelayRejected, RelayUnavailable
 from orgmail.ids import new_id
 from orgmail.mail.relay import DsnRequest, Relay, RelayResult, RelayTemporaryFailure
 from orgmail.mail.relay import RelayOutcomeUnknown as NoReplyAfterData
+from orgmail.throttled_log import ThrottledLog
 
 logger = logging.getLogger("orgmail.sending")
 
@@ -181,7 +182,7 @@ async def record_durably(write: Callable[[], Awaitable[T]]) -> T:
             except Exception as exc:
                 if not is_connection_failure(exc):
                     raise
-                logger.warning("cannot record a relay outcome yet (%s); retrying", exc.__class__.__name__)
+                _unrecorded_log.warning("cannot record a relay outcome yet (%s); retrying", exc.__class__.__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -192,6 +193,7 @@ async def record_durably(write: Callable[[], Awaitable[T]]) -> T:
 
 
 _pending_records: set[asyncio.Future] = set()
+_unrecorded_log = ThrottledLog(logger)  # every send in flight retries during an outage
 
 
 def _apply(row: SendLogRow, values: dict) -> None:
