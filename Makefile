@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
 
-.PHONY: install run test system-deps clean web web-install web-types web-test
+.PHONY: install run test lint system-deps clean web web-install web-types web-test
 
 install: $(VENV)/.installed
 
@@ -29,10 +29,10 @@ web: web-install
 web-types: install web-install
 	cd web && npm run types:generate
 
-# Generated types up to date, typecheck, unit tests (Vitest), build, then the browser tests
+# Generated types up to date, ESLint, typecheck, unit tests (Vitest), build, then the browser tests
 # (playwright-core driving Debian's chromium against a real `orgmail serve` and SMTP relay).
 web-test: install web-install
-	cd web && npm run types:check && npm run typecheck && npm test && npm run build && npm run e2e
+	cd web && npm run types:check && npm run lint && npm run typecheck && npm test && npm run build && npm run e2e
 
 # Debian packages the real-component tests use (Dovecot, chromium). Installed only when missing.
 system-deps:
@@ -42,7 +42,13 @@ system-deps:
 run: install web
 	$(VENV)/bin/orgmail serve $(ARGS)
 
-test: install system-deps
+# ruff (lint and format) and mypy on the Python side; ESLint runs in web-test.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install system-deps lint
 	$(PY) -m pytest
 	$(MAKE) web-test
 
