@@ -427,6 +427,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         tls_key=env.readable_file("ORGMAIL_TLS_KEY"),
         webhook_allow_private=env.boolean("ORGMAIL_WEBHOOK_ALLOW_PRIVATE", False),
     )
+    if values["inbound_listen"] is not None and values["bounce_domain"] is None:
+        env.problems.append(
+            "ORGMAIL_INBOUND_LISTEN: the inbound listener takes reports for the bounce domain; "
+            "set ORGMAIL_BOUNCE_DOMAIN too (e.g. bounces.mail.example.net)"
+        )
     if (values["tls_cert"] is None) != (values["tls_key"] is None) and not env.problems:
         env.problems.append("ORGMAIL_TLS_CERT and ORGMAIL_TLS_KEY: set both (a certificate and its key) or neither")
     values["mail_uid"], values["mail_gid"] = env.mail_owner()

@@ -23,6 +23,7 @@ from orgmail.errors import RelayOutcomeUnknown, RelayRejected, RelayUnavailable
 from orgmail.ids import new_id
 from orgmail.mail.relay import DsnRequest, Relay, RelayResult, RelayTemporaryFailure
 from orgmail.mail.relay import RelayOutcomeUnknown as NoReplyAfterData
+from orgmail.mail.reports import verp_address
 from orgmail.throttled_log import ThrottledLog
 
 logger = logging.getLogger("orgmail.sending")
@@ -41,7 +42,7 @@ class ReturnPath:
     notify: tuple[str, ...] = ("FAILURE", "DELAY")
 
     def sender_for(self, row_id: str) -> str:
-        return f"bounces+{row_id}@{self.bounce_domain}"
+        return verp_address(row_id, bounce_domain=self.bounce_domain)
 
 
 async def relay_and_record(
