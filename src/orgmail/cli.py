@@ -24,10 +24,12 @@ org_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 member_app = typer.Typer(help="Org members.", no_args_is_help=True)
 domain_app = typer.Typer(help="Sending and mailbox domains.", no_args_is_help=True)
+webhook_app = typer.Typer(help="Webhooks: where an org's events are POSTed.", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 app.add_typer(key_app, name="key")
 app.add_typer(member_app, name="member")
 app.add_typer(domain_app, name="domain")
+app.add_typer(webhook_app, name="webhook")
 
 T = TypeVar("T")
 
@@ -304,6 +306,58 @@ def domain_mark_verified(domain_id: str, org: Annotated[str, typer.Option("--org
     domain = _with_session(work)
     typer.secho("development only: DNS was not checked", fg=typer.colors.YELLOW, err=True)
     _print({"id": domain.id, "name": domain.name, "status": domain.status})
+
+
+@webhook_app.command("create")
+def webhook_create(
+    url: str,
+    org: Annotated[str, typer.Option("--org", help="Org id.")],
+    event: Annotated[
+        list[str] | None, typer.Option("--event", help="An event type to receive (repeatable; default: every type).")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="What the endpoint is for.")] = None,
+) -> None:
+    """Add a webhook; its signing secret is printed once."""
+    from orgmail.api.schemas import Webhook, WebhookCreated
+    from orgmail.core.orgs import require_org
+    from orgmail.core.webhooks import create_webhook
+    from orgmail.mail.dkim import KeyVault
+
+    async def work(session, settings):
+        await require_org(session, org)
+        await session.rollback()
+        return await create_webhook(
+            session,
+            org_id=org,
+            url=url,
+            events=event or None,
+            description=description,
+            vault=KeyVault(settings.secret_key),
+            allow_private=settings.webhook_allow_private,
+        )
+
+    created = _with_session(work)
+    answer = WebhookCreated(webhook=Webhook.model_validate(created.webhook), secret=created.secret)
+    _print(answer.model_dump(mode="json", by_alias=True))
+
+
+@webhook_app.command("list")
+def webhook_list(org: Annotated[str, typer.Option("--org", help="Org id.")]) -> None:
+    """An org's webhooks, newest first (every one, no secrets)."""
+    from orgmail.api.schemas import Webhook
+    from orgmail.core.webhooks import list_webhooks
+
+    async def work(session, _settings):
+        found, cursor = [], None
+        while True:
+            page = await list_webhooks(session, org_id=org, limit=200, cursor=cursor)
+            found.extend(page.items)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    webhooks = _with_session(work)
+    _print([Webhook.model_validate(w).model_dump(mode="json", by_alias=True) for w in webhooks])
 
 
 @app.command("dovecot-config")

@@ -377,3 +377,77 @@ class MessageListInput(ListInput):
 class MessageList(Schema):
     messages: list[MailMessage]
     next_cursor: str | None
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+WebhookEventType = Literal[
+    "message.sent",
+    "message.failed",
+    "message.suppressed",
+    "message.delivered",
+    "message.deferred",
+    "message.bounced",
+    "message.complained",
+    "suppression.created",
+    "webhook.test",
+]
+WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=SINGLE_LINE)]
+
+
+class Webhook(Schema):
+    id: str
+    org_id: str
+    url: str
+    events: list[str] = Field(description="The event types it receives (every type when created without a list).")
+    description: str | None
+    enabled: bool
+    created_at: datetime
+
+
+class WebhookCreateInput(OrgScoped):
+    url: WebhookUrl = Field(
+        description="http(s); its host must not be, or resolve to, a loopback, private, link-local, multicast, "
+        "unspecified or reserved address (unless the service allows private destinations)."
+    )
+    events: Annotated[list[WebhookEventType], Field(min_length=1)] | None = Field(
+        default=None,
+        description="Default: every type, including types added later. `webhook.test` is accepted but filters "
+        "nothing: `webhooks/test` always delivers.",
+    )
+    description: Note | None = None
+
+
+class WebhookCreated(Schema):
+    webhook: Webhook
+    secret: str = Field(description="whsec_…, shown once: the key that verifies the signatures (Standard Webhooks).")
+
+
+class WebhookOut(Schema):
+    webhook: Webhook
+
+
+class WebhookList(Schema):
+    webhooks: list[Webhook]
+    next_cursor: str | None
+
+
+class WebhookDelivery(Schema):
+    id: str
+    webhook_id: str
+    event_id: str = Field(description="The evt_… id, sent as the webhook-id header (the same on every attempt).")
+    event_type: str
+    attempt: int = Field(description="1, 2, …")
+    status_code: int | None = Field(description="The endpoint's answer; null when there was none.")
+    duration_ms: int | None
+    error: str | None = Field(description="What went wrong; null when the endpoint answered 2xx.")
+    next_attempt_at: datetime | None = Field(description="When it is tried again; null: delivered or given up.")
+    created_at: datetime
+
+
+class WebhookDeliveriesInput(PageInput, OrgScoped):
+    webhook_id: Id
+
+
+class WebhookDeliveryList(Schema):
+    deliveries: list[WebhookDelivery]
+    next_cursor: str | None

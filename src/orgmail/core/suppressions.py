@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import parse_email
 from orgmail.core.pages import Page, newest_first
+from orgmail.core.webhooks import SUPPRESSION_CREATED, queue_event, suppression_event_id
 from orgmail.db.sendlog import suppression_rows, suppressions_insert
 from orgmail.db.session import affected_rows
 from orgmail.db.tables import Suppression
@@ -22,22 +23,34 @@ from orgmail.errors import NotFound
 async def add_suppression(
     session: AsyncSession, *, org_id: str, email: str, reason: str = "manual", note: str | None = None
 ) -> Suppression:
-    """Idempotent: suppressing an address twice keeps the first entry (its reason and note)."""
+    """Idempotent: suppressing an address twice keeps the first entry (its reason and note).
+    A new entry is queued as `suppression.created` for the org's webhooks that want it, atomically."""
     address = parse_email(email).email.lower()
     async with session.begin():
-        await insert_suppressions(session, org_id=org_id, emails=[address], reason=reason, note=note)
-        return await session.scalar(
+        added = await insert_suppressions(session, org_id=org_id, emails=[address], reason=reason, note=note)
+        row = await session.scalar(
             select(Suppression).where(Suppression.org_id == org_id, Suppression.email == address)
-        )  # type: ignore[return-value]  # inserted or kept just above, in this transaction
+        )
+        assert row is not None  # inserted or kept just above, in this transaction
+        if added:
+            await queue_event(
+                session,
+                org_id=org_id,
+                event_id=suppression_event_id(row.id),
+                event_type=SUPPRESSION_CREATED,
+                created_at=row.created_at,
+            )
+        return row
 
 
 async def insert_suppressions(
     session: AsyncSession, *, org_id: str, emails: Iterable[str], reason: str, note: str | None = None
-) -> None:
-    """Insert-or-ignore, safe under concurrent requests that suppress the same address."""
+) -> int:
+    """Insert-or-ignore, safe under concurrent requests that suppress the same address; how many were new."""
     rows = suppression_rows(org_id, emails, reason=reason, note=note)
-    if rows:
-        await session.execute(suppressions_insert(session.get_bind().dialect.name, rows))
+    if not rows:
+        return 0
+    return affected_rows(await session.execute(suppressions_insert(session.get_bind().dialect.name, rows)))
 
 
 async def list_suppressions(
