@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import select
@@ -24,6 +24,13 @@ class MessageEventView:
     diagnostic: str | None
     created_at: datetime
 
+    @classmethod
+    def of(cls, row: MessageEvent) -> MessageEventView:
+        return cls(**{name: getattr(row, name) for name in _VIEW_FIELDS})
+
+
+_VIEW_FIELDS = tuple(f.name for f in fields(MessageEventView))
+
 
 async def list_events(session: AsyncSession, *, org_id: str, message_id: str) -> list[MessageEventView]:
     """Every event of the org's message, oldest first; another org's message is 404."""
@@ -35,17 +42,4 @@ async def list_events(session: AsyncSession, *, org_id: str, message_id: str) ->
         .where(MessageEvent.message_id == message_id, MessageEvent.org_id == org_id)
         .order_by(MessageEvent.id)
     )
-    return [
-        MessageEventView(
-            id=row.id,
-            org_id=row.org_id,
-            message_id=row.message_id,
-            type=row.type,
-            recipient=row.recipient,
-            bounce_type=row.bounce_type,
-            smtp_status=row.smtp_status,
-            diagnostic=row.diagnostic,
-            created_at=row.created_at,
-        )
-        for row in rows
-    ]
+    return [MessageEventView.of(row) for row in rows]

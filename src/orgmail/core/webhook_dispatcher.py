@@ -307,7 +307,7 @@ class Dispatcher:
                 message = await get_message(session, org_id=job.org_id, message_id=event.message_id)
             except NotFound:
                 raise _Undeliverable("the event's message no longer exists") from None
-            data = self.event_data.message_event(_event_view(event), message)
+            data = self.event_data.message_event(MessageEventView.of(event), message)
         elif job.event_type == SUPPRESSION_CREATED:
             suppression = await session.scalar(
                 select(Suppression).where(
@@ -376,20 +376,6 @@ class Dispatcher:
             await session.execute(
                 delete(WebhookJob).where(WebhookJob.event_id == job.event_id, WebhookJob.webhook_id == job.webhook_id)
             )
-
-
-def _event_view(row: MessageEvent) -> MessageEventView:
-    return MessageEventView(
-        id=row.id,
-        org_id=row.org_id,
-        message_id=row.message_id,
-        type=row.type,
-        recipient=row.recipient,
-        bounce_type=row.bounce_type,
-        smtp_status=row.smtp_status,
-        diagnostic=row.diagnostic,
-        created_at=row.created_at,
-    )
 
 
 async def start(
