@@ -262,7 +262,7 @@ async def _check_smtp(settings: Settings, target: SmtpTarget, shown: str) -> Che
                 if "AUTH" not in offered:
                     return CheckResult("relay", "fail", f"{shown} does not offer AUTH, but the URL has credentials")
                 await smtp.login(target.username, target.password or "")
-                notes.append(f"logged in as {target.username}")
+                notes.append("logged in")
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):  # all we asked was answered
                 await smtp.quit()
     except aiosmtplib.SMTPAuthenticationError as exc:

@@ -133,12 +133,13 @@ def async_database_url(url: str) -> str:
 
 
 def printable_url(url: str) -> str:
-    """`url` fit for a log line or an error: the user kept, the password never printed."""
+    """`url` fit for a log line or an error: no credentials. Not the user name either, since some
+    providers take the API token as the user name (Postmark: as both), or a token alone."""
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")  # the last @: a password may hold one, a host cannot
-    if not sep or not at or ":" not in credentials:
+    if not sep or not at:
         return url
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://{'***:***' if ':' in credentials else '***'}@{host}"
 
 
 def printable_database_url(url: str) -> str:

@@ -245,3 +245,19 @@ async def test_a_reply_lost_after_the_whole_message_is_504_and_a_retry_relays_no
     assert received.content == row.raw
     assert (await sender.call("/v1/mail/messages/send", body)).json()["message"]["status"] == "sent"
     assert len(smtp_relay.received) == 1
+
+
+async def test_a_row_left_queued_by_a_stopped_process_answers_504_not_a_wait(sender, smtp_relay, relay_app):
+    """A crash and a restart within the relay timeout leave a row `queued` that no start-up settles:
+    a retry with its key must learn the outcome is unknown, not wait and answer 409 forever."""
+    body = _body(sender, idempotencyKey="left-queued")
+    sent = (await sender.ok("/v1/mail/messages/send", body))["message"]
+    async with relay_app.state.session_factory() as session, session.begin():
+        row = await session.get(Message, sent["id"])
+        row.status, row.updated_at = "queued", utcnow() - timedelta(minutes=5)  # as a crash mid-relay leaves it
+    smtp_relay.reset()
+    retried = await sender.call("/v1/mail/messages/send", body)
+    assert retried.status_code == 504, retried.text
+    assert retried.json()["error"]["code"] == "relay_outcome_unknown"
+    assert (await _row(relay_app, sent["id"])).error_code == "outcome_unknown"
+    assert smtp_relay.received == []

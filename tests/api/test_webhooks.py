@@ -183,7 +183,9 @@ async def test_urls_that_reach_private_addresses_are_refused(guarded, url):
     assert (await guarded.ok("/v1/mail/webhooks/list"))["webhooks"] == []
 
 
-@pytest.mark.parametrize("url", ["ftp://files.example.com/", "not a url", "https://", "file:///etc/passwd"])
+@pytest.mark.parametrize(
+    "url", ["ftp://files.example.com/", "not a url", "https://", "file:///etc/passwd", "http://xn--zz.com/"]
+)
 async def test_only_http_and_https_urls_are_accepted(guarded, url):
     response = await guarded.call("/v1/mail/webhooks/create", {"url": url})
     assert response.status_code == 400, response.text

@@ -25,6 +25,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orgmail.core.sending.relaying import envelope_recipients
@@ -107,8 +108,8 @@ async def record_report(
                 engine, report, row, envelope_recipients=envelope_recipients, bounce_domain=bounce_domain
             )
         except Exception as exc:
-            if is_connection_failure(exc):
-                raise
+            if is_connection_failure(exc) or _is_transient(exc):
+                raise Unavailable() from exc  # 451: the sender tries again, and nothing was lost
             logger.exception("report %s could not be processed; it is kept whole, unparsed", row["id"])
         verp_ids = (verp_message_id(r, bounce_domain=bounce_domain) for r in envelope_recipients)
         row.update(result="unparsed", message_id=next(filter(None, verp_ids), None))
@@ -155,7 +156,11 @@ def consequences(report: Report, *, message: SendLogRow, bounced_before: set[str
             )
         )
 
-    if report.kind == "dsn":
+    envelope_id = xtext_decoded(report.envelope_id) if report.envelope_id else None
+    if report.kind == "dsn" and envelope_id is not None and envelope_id.lower() != message.id.lower():
+        # We sent ENVID=<message id>: a DSN naming another one is not about this message (or forged).
+        logger.info("report %s names envelope id %r, not %s; no events", report_id, envelope_id, message.id)
+    elif report.kind == "dsn":
         for delivery in report.deliveries:
             recipient = _delivery_recipient(delivery, recipients)
             if recipient is None:
@@ -173,7 +178,9 @@ def consequences(report: Report, *, message: SendLogRow, bounced_before: set[str
                 suppressions.setdefault("bounce", []).append(recipient)
     elif report.kind == "arf" and report.feedback_type in COMPLAINT_TYPES:
         named = [r for r in (_match(c, recipients) for c in report.complained_recipients) if r is not None]
-        complainers = named or (recipients if len(recipients) == 1 else [])
+        # Without an Original-Rcpt-To the original's only recipient; one naming someone else: nobody.
+        unnamed = not report.complained_recipients
+        complainers = named or (recipients if len(recipients) == 1 and unnamed else [])
         diagnostic = f"feedback-type: {report.feedback_type}"
         for recipient in complainers:
             event("complained", recipient, diagnostic=diagnostic)
@@ -311,16 +318,19 @@ def _dsn_outcome(delivery: DeliveryStatus, *, heuristic: bool) -> tuple[str, str
 
 def _delivery_recipient(delivery: DeliveryStatus, recipients: list[str]) -> str | None:
     """The envelope recipient a DSN block is about: its Original-Recipient (as sent in ORCPT, or
-    xtext-encoded), else its Final-Recipient; a message with one recipient owns a block that names
-    another address (a forwarder's new address: ORCPT lost on the way)."""
-    for candidate in (
+    xtext-encoded), else its Final-Recipient; a block naming nobody belongs to a message's only
+    recipient. A block naming another address is about nobody here: anyone can mail a VERP address,
+    and a forged DSN must not suppress an address the message was sent to."""
+    candidates = (
         delivery.original_recipient,
         xtext_decoded(delivery.original_recipient) if delivery.original_recipient else None,
         delivery.final_recipient,
-    ):
+    )
+    for candidate in candidates:
         if candidate and (found := _match(candidate, recipients)) is not None:
             return found
-    return recipients[0] if len(recipients) == 1 else None
+    named_anyone = any(candidates)
+    return recipients[0] if len(recipients) == 1 and not named_anyone else None
 
 
 def _match(address: str, recipients: list[str]) -> str | None:
@@ -331,6 +341,17 @@ def _match(address: str, recipients: list[str]) -> str | None:
 def _storable(text: str) -> str:
     """An envelope address as aiosmtpd gives it (undecodable bytes as surrogates), fit for any database."""
     return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
+# SQLSTATEs of a statement that failed for the moment, not for the report: serialization failure and
+# deadlock (class 40), lock not available (55P03), cancelled by a statement timeout (57014).
+_TRANSIENT_SQLSTATES = ("40", "55P03", "57014")
+
+
+def _is_transient(exc: BaseException) -> bool:
+    original = getattr(exc, "orig", None)
+    sqlstate = getattr(original, "sqlstate", None) or getattr(getattr(original, "__cause__", None), "sqlstate", None)
+    return isinstance(exc, DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATES)
 
 
 @contextmanager

@@ -119,7 +119,8 @@ def url_problem(url: str) -> str | None:
     """What makes `url` unusable as a webhook endpoint before any look-up (None: nothing)."""
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, UnicodeError):
+        parsed.host, parsed.raw_host.decode("ascii")  # an IDNA label httpx cannot encode fails here
+    except (httpx.InvalidURL, ValueError, UnicodeError):  # idna.IDNAError is a UnicodeError
         return "not a valid URL"
     if not parsed.scheme:
         return "not an absolute http(s) URL"

@@ -52,6 +52,12 @@ async def replay(
         if earlier.status == "failed" and await _claim_for_retry(log, earlier):
             recipients = envelope_recipients(earlier)
             return await relay_and_record(log, row=earlier, relay=relay, recipients=recipients, return_path=return_path)
+        if earlier.status == "queued" and earlier.updated_at < utcnow() - _longest_relay(limits):
+            # Queued for longer than any relay attempt lasts: the process relaying it stopped and no
+            # start-up has settled it yet. Nobody knows whether the relay has it.
+            await log.update(earlier.id, _cut_off(), if_status="queued")
+            earlier = await log.get(earlier.id) or earlier
+            continue
         # Queued: the first request (or another retry) is relaying it right now. Its outcome is ours.
         if asyncio.get_running_loop().time() > deadline:
             raise IdempotencyConflict(
@@ -77,13 +83,18 @@ async def settle_unfinished_sends(log: SendLog, *, older_than: timedelta) -> int
     Whether the relay took it is unknown, so it becomes `failed` with `outcome_unknown` and is never
     relayed again on our own initiative; the caller can, with its idempotency key and `retryUnknown`.
     """
-    now = utcnow()
-    return await log.fail_queued_before(
-        now - older_than,
-        {
-            "status": "failed",
-            "error_code": OUTCOME_UNKNOWN,
-            "error_message": "The service stopped while relaying; the relay may or may not have the message.",
-            "updated_at": now,
-        },
-    )
+    return await log.fail_queued_before(utcnow() - older_than, _cut_off())
+
+
+def _cut_off() -> dict[str, object]:
+    """A row whose relay attempt was cut off by a stop: failed, outcome unknown."""
+    return {
+        "status": "failed",
+        "error_code": OUTCOME_UNKNOWN,
+        "error_message": "The service stopped while relaying; the relay may or may not have the message.",
+        "updated_at": utcnow(),
+    }
+
+
+def _longest_relay(limits: Limits) -> timedelta:
+    return timedelta(seconds=limits.relay_timeout_seconds + 5)

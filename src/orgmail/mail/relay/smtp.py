@@ -80,6 +80,14 @@ class SmtpRelay:
                     f"no reply to the end of the message within {self.timeout:g} s: the relay may have queued it"
                 ) from None
             raise RelayTemporaryFailure(f"the relay did not answer within {self.timeout:g} s") from None
+        except (RelayTemporaryFailure, RelayOutcomeUnknown):
+            raise
+        except Exception as exc:
+            # Our own failure (not the relay's answer) while the relay may hold the whole message: a
+            # retry could deliver it twice, so the outcome is unknown, not "failed".
+            if progress.outcome_open:
+                raise RelayOutcomeUnknown(f"the reply to the end of the message was not read: {exc!r}") from exc
+            raise
 
     async def _send_pooled(self, envelope: _Envelope, progress: _Progress) -> RelayResult:
         reused = bool(self._idle)
