@@ -20,6 +20,24 @@ sink on loopback (its own process) as the relay, and drives `POST /v1/mail/messa
 Beside them, measured in the same run: the single-core RSA-2048 sign rate of OpenSSL (`openssl speed`,
 and `cryptography` in a loop: the physical limit of a signing send) and dkimpy's own `dkim.sign` on the
 same message (pure-Python RSA: what a naive implementation gets).
+
+Delivery feedback (issue #11; bench/feedback.py):
+
+    .venv/bin/python bench/send.py --db postgresql --feedback            # that configuration only
+    .venv/bin/python bench/send.py --db postgresql --compare-feedback    # without it, then with it
+
+`--feedback` gives the service ORGMAIL_BOUNCE_DOMAIN=bounces.bench.test (VERP senders) and
+ORGMAIL_WEBHOOK_ALLOW_PRIVATE=1, makes the sink offer DSN (so RET/ENVID/NOTIFY/ORCPT go on the wire;
+it counts the messages that carried them), and, after provisioning, creates a webhook for every event
+type (`webhooks/create`, `events` left out) to a local receiver (its own process: HTTP/1.1, 204 to
+every POST, a sample of signatures checked with `standardwebhooks`). Besides the usual figures it
+prints, per phase (warm-up, flat out, 200/s and the drains after each), deliveries per second, the
+depth of `webhook_jobs` (sampled every second on the bench's own connection), the lag from an event's
+`createdAt` to its arrival, the time the queue takes to empty once the load stops, and a timeline.
+With feedback, the measured flat-out run starts once the warm-up's deliveries are done, and the
+backlog it leaves is delivered before the fixed-rate run (both timed). `--compare-feedback` runs both
+configurations back to back on fresh databases (`--rounds N`: N pairs, the order alternating) and
+compares their flat-out sends/s.
 """
 
 from __future__ import annotations
@@ -42,10 +60,12 @@ import uuid
 from datetime import UTC
 from pathlib import Path
 
+import feedback  # bench/feedback.py, beside this file: the webhook receiver and the queue monitor
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get("ORGMAIL_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+BOUNCE_DOMAIN = "bounces.bench.test"  # --feedback: ORGMAIL_BOUNCE_DOMAIN, so every send has a VERP sender
 TEXT = ("Hello,\n\nyour order has shipped and is on its way. " * 30)[:1500] + "\n"  # ~2 KB signed mail
 
 
@@ -56,8 +76,17 @@ def free_port() -> int:
 
 
 # --- the SMTP sink (its own process, as a smarthost would be) ------------------------------------
-def _sink(port: int, counter) -> None:
-    from aiosmtpd.smtp import SMTP
+_DSN_PARAMETERS = {
+    "MAIL": re.compile(r"\s+(?:RET|ENVID)=\S*", re.I),
+    "RCPT": re.compile(r"\s+(?:NOTIFY|ORCPT)=\S*", re.I),
+}
+
+
+def _sink(port: int, counter, dsn=None) -> None:
+    """`dsn`: None, or (messages whose MAIL and every RCPT carried DSN parameters, messages whose
+    envelope sender was a VERP address of BOUNCE_DOMAIN), two shared longs counted under `counter`'s lock:
+    the sink then offers DSN (RFC 3461) too, as Postfix does."""
+    from aiosmtpd.smtp import SMTP, syntax
 
     class Sink:
         async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -65,16 +94,42 @@ def _sink(port: int, counter) -> None:
             # commands fine but does not say so by itself).
             session.host_name = hostname
             responses.insert(-1, "250-PIPELINING")
+            if dsn is not None:
+                responses.insert(-1, "250-DSN")
             return responses
 
         async def handle_DATA(self, server, session, envelope):
             with counter.get_lock():
                 counter.value += 1
+                if dsn is not None:
+                    dsn[0].value += server.dsn_mail and server.dsn_rcpts == len(envelope.rcpt_tos)
+                    dsn[1].value += envelope.mail_from.startswith("bounces+") and envelope.mail_from.endswith(
+                        "@" + BOUNCE_DOMAIN
+                    )
             return "250 2.0.0 Ok: queued"
+
+    class DsnSMTP(SMTP):
+        """aiosmtpd refuses any MAIL or RCPT parameter but SIZE, BODY and SMTPUTF8 (555): the DSN ones
+        are noted and taken off the command before it reads it (tests/smtp_relay.py checks them fully)."""
+
+        dsn_mail, dsn_rcpts = False, 0
+
+        @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+        async def smtp_MAIL(self, arg):
+            stripped, taken = _DSN_PARAMETERS["MAIL"].subn("", arg or "")
+            self.dsn_mail, self.dsn_rcpts = taken == 2, 0
+            await super().smtp_MAIL(stripped if arg is not None else arg)
+
+        @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+        async def smtp_RCPT(self, arg):
+            stripped, taken = _DSN_PARAMETERS["RCPT"].subn("", arg or "")
+            self.dsn_rcpts += taken == 2
+            await super().smtp_RCPT(stripped if arg is not None else arg)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: SMTP(Sink(), hostname="sink.test"), "127.0.0.1", port)
+        protocol = SMTP if dsn is None else DsnSMTP
+        server = await loop.create_server(lambda: protocol(Sink(), hostname="sink.test"), "127.0.0.1", port)
         async with server:
             await server.serve_forever()
 
@@ -439,14 +494,55 @@ def _percentiles(latencies: list[float]) -> dict:
     }
 
 
-async def run_one(kind: str, args) -> dict:
+async def create_webhook(base: str, key: str, url: str) -> str:
+    """A webhook for every event type (`events` left out), through the API; its signing secret."""
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client:
+        answer = await client.post("/v1/mail/webhooks/create", json={"url": url, "description": "bench receiver"})
+    if answer.status_code != 200:
+        raise RuntimeError(f"webhooks/create answered {answer.status_code}: {answer.text}")
+    return answer.json()["secret"]
+
+
+async def start_receiver(port: int, secret: str, verify_every: int):
+    received = multiprocessing.RawValue("l", 0)
+    process = multiprocessing.Process(
+        target=feedback.receiver, args=(port, secret, verify_every, received), daemon=True
+    )
+    process.start()
+    async with httpx.AsyncClient() as probe:
+        for _ in range(100):
+            try:
+                await probe.get(f"http://127.0.0.1:{port}/stats")
+                return process, received
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+    raise RuntimeError("the webhook receiver did not start")
+
+
+async def receiver_stats(port: int, since: float = 0.0, until: float = float("inf")) -> dict:
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"http://127.0.0.1:{port}/stats", params={"since": since, "until": until})
+    return answer.json()
+
+
+async def settled(counter, until: asyncio.Task, quiet: float = 0.3, timeout: float = 30.0) -> None:
+    """Until `counter` has not moved for `quiet` s (or `until` is done, or `timeout`)."""
+    last, since, begin = counter.value, time.perf_counter(), time.perf_counter()
+    while not until.done() and time.perf_counter() - since < quiet and time.perf_counter() - begin < timeout:
+        await asyncio.sleep(0.05)
+        if counter.value != last:
+            last, since = counter.value, time.perf_counter()
+
+
+async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix=f"orgmail-bench-{kind}-"))
     script = data_dir / "send.lua"
     script.write_text(WRK_SCRIPT)
     database_url, pg_name = await create_database(kind, data_dir)
     sink_port, http_port = free_port(), free_port()
     delivered = multiprocessing.Value("l", 0)
-    sink = multiprocessing.Process(target=_sink, args=(sink_port, delivered), daemon=True)
+    dsn_counts = (multiprocessing.RawValue("l", 0), multiprocessing.RawValue("l", 0)) if with_feedback else None
+    sink = multiprocessing.Process(target=_sink, args=(sink_port, delivered, dsn_counts), daemon=True)
     sink.start()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ORGMAIL_")},
@@ -456,7 +552,9 @@ async def run_one(kind: str, args) -> dict:
         "ORGMAIL_RELAY_URL": f"smtp://127.0.0.1:{sink_port}",
         "ORGMAIL_RELAY_POOL_SIZE": str(args.pool),
     }
-    server = None
+    if with_feedback:
+        env |= {"ORGMAIL_BOUNCE_DOMAIN": BOUNCE_DOMAIN, "ORGMAIL_WEBHOOK_ALLOW_PRIVATE": "1"}
+    server = receiver = monitor = queue = None
     try:
         key, domain = await provision(env)
         server = subprocess.Popen(
@@ -483,20 +581,35 @@ async def run_one(kind: str, args) -> dict:
                     await asyncio.sleep(0.1)
             else:
                 raise RuntimeError("the service did not start: " + (data_dir / "server.log").read_text()[-2000:])
+        if with_feedback:
+            hook_port = free_port()
+            secret = await create_webhook(base, key, f"http://127.0.0.1:{hook_port}/hook")
+            receiver, received = await start_receiver(hook_port, secret, args.verify_every)
+            queue = await feedback.Queue(database_url).open()
+            monitor = await feedback.Monitor(queue, received).start()
+            phases: dict[str, dict] = {}
+            monitor.phase = "warm-up (flat out)"
         load = dict(concurrency=args.concurrency, script=script)
         await asyncio.to_thread(flat_out, base, key, domain, seconds=3, **load)  # warm-up: pools, caches
+        if with_feedback:  # the measured run starts on an empty queue, as the run without webhooks does
+            monitor.phase = "drain after warm-up"
+            phases["drain_after_warm_up"] = await monitor.drain(args.drain_timeout)
+            monitor.phase = "flat out"
         service_pids = process_tree(server.pid)
+        side_pids = [sink.pid] + ([receiver.pid] if receiver is not None else [])
         before = (
             cpu_seconds(service_pids),
-            cpu_seconds([sink.pid]),
+            cpu_by_pid(side_pids),
             cpu_by_pid(postgres_pids()),
             machine_busy_seconds(),
         )
         sunk_before = delivered.value
+        if with_feedback:
+            hooks_before, wall_before = received.value, time.time()
         throughput = await asyncio.to_thread(flat_out, base, key, domain, seconds=args.duration, **load)
         after = (
             cpu_seconds(service_pids),
-            cpu_seconds([sink.pid]),
+            cpu_by_pid(side_pids),
             cpu_by_pid(postgres_pids()),
             machine_busy_seconds(),
         )
@@ -504,33 +617,142 @@ async def run_one(kind: str, args) -> dict:
         sends = max(1, throughput["sends"])
         per_send = lambda seconds: round(seconds * 1000 / sends, 2)  # noqa: E731
         busy, idle = after[3][0] - before[3][0], after[3][1] - before[3][1]
+        side = {pid: after[1].get(pid, 0.0) - before[1].get(pid, 0.0) for pid in side_pids}
         throughput["cpu_ms_per_send"] = {
             "service": per_send(after[0] - before[0]),
-            "smtp_sink": per_send(after[1] - before[1]),
+            "smtp_sink": per_send(side[sink.pid]),
+            **({"webhook_receiver": per_send(side[receiver.pid])} if receiver is not None else {}),
             **({"postgresql": per_send(cpu_used_between(before[2], after[2]))} if kind == "postgresql" else {}),
             "load_generator (wrk)": per_send(throughput.pop("load_generator_cpu_s")),
             "whole machine": per_send(busy),
         }
         throughput["machine_idle_percent"] = round(100 * idle / max(busy + idle, 1e-9), 1)
+        if with_feedback:
+            hooks = received.value - hooks_before
+            lag = (await receiver_stats(hook_port, wall_before, time.time()))["window"]
+            phases["flat_out"] = {
+                "sends_per_s": throughput["sends_per_s"],
+                "deliveries": hooks,
+                "deliveries_per_s": round(hooks / args.duration, 1),
+                **monitor.phase_figures("flat out"),
+                **{k: v for k, v in lag.items() if k != "deliveries"},
+            }
+            # The backlog the flat-out run left, delivered with no sends beside it once the sends wrk
+            # left in flight are done (the sink's count stands still): what a delivery costs.
+            monitor.phase = "drain after flat out"
+            draining = asyncio.create_task(monitor.drain(args.drain_timeout))
+            await settled(delivered, draining)
+            cpu_before = (cpu_seconds(service_pids), cpu_by_pid(postgres_pids()), received.value)
+            drain = await draining
+            cpu_after = (cpu_seconds(service_pids), cpu_by_pid(postgres_pids()), received.value)
+            measured = cpu_after[2] - cpu_before[2]
+            if measured >= 100:
+                per_delivery = lambda seconds: round(seconds * 1000 / measured, 2)  # noqa: E731
+                drain["cpu_ms_per_delivery"] = {
+                    "deliveries_measured": measured,
+                    "service": per_delivery(cpu_after[0] - cpu_before[0]),
+                    **(
+                        {"postgresql": per_delivery(cpu_used_between(cpu_before[1], cpu_after[1]))}
+                        if kind == "postgresql"
+                        else {}
+                    ),
+                }
+            phases["drain_after_flat_out"] = drain
+            # Deliveries that fell behind were work deferred past the flat-out window: counting the
+            # time to deliver them gives the rate at which both sends and their webhooks keep up.
+            phases["flat_out"]["sends_per_s_counting_the_drain"] = round(
+                throughput["sends"] / (args.duration + drain["seconds"]), 1
+            )
+            monitor.phase = "pause"
         await asyncio.sleep(1)  # let the flat-out backlog drain
+        if with_feedback:
+            monitor.phase = f"{args.rate:g}/s"
+            hooks_before, wall_before, begin = received.value, time.time(), time.perf_counter()
         latency = await fixed_rate(http_port, key, domain, args.rate, args.seconds)
-        return {
+        result = {
             "database": kind,
             "workers": args.workers,
             "throughput": throughput,
             f"latency_at_{args.rate:g}_per_s": latency,
             "peak_rss_mb": round(peak_rss_mb(server.pid), 1),
         }
+        if with_feedback:
+            elapsed, hooks = time.perf_counter() - begin, received.value - hooks_before
+            lag = (await receiver_stats(hook_port, wall_before, time.time()))["window"]
+            phases[f"at_{args.rate:g}_per_s"] = {
+                "sends_per_s": latency["achieved_per_s"],
+                "deliveries": hooks,
+                "deliveries_per_s": round(hooks / elapsed, 1),
+                **monitor.phase_figures(f"{args.rate:g}/s"),
+                **{k: v for k, v in lag.items() if k != "deliveries"},
+            }
+            monitor.phase = f"drain after {args.rate:g}/s"
+            phases[f"drain_after_{args.rate:g}_per_s"] = await monitor.drain(args.drain_timeout)
+            await asyncio.sleep(1.1)  # one more sample of the empty queue for the timeline
+            await monitor.stop()
+            stats = await receiver_stats(hook_port)
+            result["peak_rss_mb"] = round(peak_rss_mb(server.pid), 1)  # the drains included
+            result["feedback"] = {
+                "bounce_domain": BOUNCE_DOMAIN,
+                "relay_dsn_requested": dsn_counts[0].value,
+                "relay_verp_sender": dsn_counts[1].value,
+                "relay_received_total": delivered.value,
+                "phases": phases,
+                "receiver": {k: v for k, v in stats.items() if k != "window"},
+                "database": await queue.totals(),
+                "timeline": monitor.timeline(),
+            }
+        return result
     finally:
+        if monitor is not None:
+            await monitor.stop()
+        if queue is not None:
+            await queue.close()
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=40)
         sink.terminate()
+        if receiver is not None:
+            receiver.terminate()
         await drop_database(pg_name)
         if args.keep_logs:
             print(f"server log: {data_dir / 'server.log'}", file=sys.stderr)
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def comparison(runs: list[dict]) -> list[dict]:
+    """Per database: flat-out sends/s without and with feedback, each round's pair and the medians."""
+    table = []
+    for kind in dict.fromkeys(run["database"] for run in runs):
+        figures = {
+            configuration: [
+                run["throughput"]["sends_per_s"]
+                for run in runs
+                if run["database"] == kind and run["configuration"] == configuration
+            ]
+            for configuration in ("without feedback", "with feedback")
+        }
+        drained = [
+            run["feedback"]["phases"]["flat_out"]["sends_per_s_counting_the_drain"]
+            for run in runs
+            if run["database"] == kind and run["configuration"] == "with feedback"
+        ]
+        plain, fed = (statistics.median(figures[c]) for c in ("without feedback", "with feedback"))
+        change = round(100 * (fed - plain) / plain, 1)
+        table.append(
+            {
+                "database": kind,
+                "flat_out_sends_per_s": figures,
+                "median_without": plain,
+                "median_with": fed,
+                "change_percent": change,
+                "within_10_percent": change >= -10,
+                "with_feedback_counting_the_drain": drained,
+                "change_percent_counting_the_drain": round(100 * (statistics.median(drained) - plain) / plain, 1),
+            }
+        )
+    return table
 
 
 async def main() -> None:
@@ -545,6 +767,36 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="length of the latency run")
     parser.add_argument("--pool", type=int, default=4, help="SMTP connections per worker")
     parser.add_argument("--keep-logs", action="store_true", help="keep the data folder and the server log")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--feedback",
+        action="store_true",
+        help=f"ORGMAIL_BOUNCE_DOMAIN={BOUNCE_DOMAIN}, a relay that offers DSN, and a webhook for every event to a "
+        "local receiver: deliveries/s, queue depth and drain times besides the usual figures",
+    )
+    mode.add_argument(
+        "--compare-feedback",
+        action="store_true",
+        help="for each database, the run without feedback and the run with it, back to back (issue #11)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --compare-feedback: pairs of runs, the order alternating (without/with, with/without, …)",
+    )
+    parser.add_argument(
+        "--verify-every",
+        type=int,
+        default=10,
+        help="with feedback: the receiver checks the signature of one delivery in N (0: none)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=300,
+        help="with feedback: seconds to wait for the webhook queue to empty after each load",
+    )
     args = parser.parse_args()
     require_wrk()
 
@@ -554,7 +806,17 @@ async def main() -> None:
     report["openssl speed rsa2048 sign/s (1 core)"] = openssl_speed()
     report.update({k: round(v, 1) for k, v in sign_rates().items()})
     kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
-    report["runs"] = [await run_one(kind, args) for kind in kinds]
+    if args.compare_feedback:
+        report["runs"] = []
+        for kind in kinds:
+            for round_ in range(args.rounds):
+                for with_feedback in (False, True) if round_ % 2 == 0 else (True, False):
+                    run = await run_one(kind, args, with_feedback=with_feedback)
+                    configuration = "with feedback" if with_feedback else "without feedback"
+                    report["runs"].append({"configuration": configuration, "round": round_ + 1, **run})
+        report["comparison"] = comparison(report["runs"])
+    else:
+        report["runs"] = [await run_one(kind, args, with_feedback=args.feedback) for kind in kinds]
     report["machine"]["load_average_at_end"] = os.getloadavg()  # other work on the machine skews every figure
     print(json.dumps(report, indent=2))
 
