@@ -34,7 +34,7 @@ web-types: install web-install
 web-test: install web-install
 	cd web && npm run types:check && npm run lint && npm run typecheck && npm test && npm run build && npm run e2e
 
-# Debian packages the real-component tests use (Dovecot, chromium). Installed only when missing.
+# Debian packages the real-component tests use (Dovecot, Postfix, swaks, chromium). Installed only when missing.
 system-deps:
 	@bash scripts/system-deps.sh
 

@@ -315,6 +315,11 @@ def _relay_warnings(settings: Settings, target: SmtpTarget, offered: dict[str, s
         warnings.append("anyone on the path can pose as the relay: drop verify=false (or use ?cafile=)")
     if target.username is not None and not (target.use_tls or target.start_tls) and not _is_loopback(target.hostname):
         warnings.append("the password goes unencrypted: use smtp+starttls:// or smtps://")
+    if settings.bounce_domain is not None and "DSN" not in offered:
+        warnings.append(
+            "ORGMAIL_BOUNCE_DOMAIN is set but the relay does not offer DSN: no NOTIFY is asked, so which "
+            "reports come back is up to the relay (delay and success notices usually do not)"
+        )
     size = offered.get("SIZE", "")
     if size.isdigit() and 0 < int(size) < settings.max_message_bytes:
         warnings.append(
