@@ -140,7 +140,19 @@ describe("the console", () => {
     expect(stack.relayOutput()).toContain("Subject: Hello from the browser test");
 
     await row.getByRole("button", { name: "Hello from the browser test" }).click();
-    await section("Message").getByText("Relay response").waitFor();
+    const detail = section("Message");
+    await detail.getByText("Relay response").waitFor();
+    // The timeline is the service's: one `sent` event for the whole message, written with the outcome.
+    const timeline = detail.getByRole("table", { name: "Timeline" });
+    const sentEvent = timeline.getByRole("row").filter({ has: page.getByText("sent", { exact: true }) });
+    await sentEvent.waitFor();
+    expect(await timeline.getByRole("row").count()).toBe(2); // the header and the one event
+    expect(await sentEvent.textContent()).toContain("whole message");
+    const messages = await stack.api("/v1/mail/messages/list", {});
+    const sent = messages.body.messages.find((m) => m.subject === "Hello from the browser test")!;
+    const events = await stack.api("/v1/mail/messages/events", { id: sent.id });
+    expect(events.body.events.map((e) => e.type)).toEqual(["sent"]);
+    expect(await sentEvent.getByRole("time").getAttribute("datetime")).toBe(events.body.events[0]!.createdAt);
     await shot("06-sent");
 
     // The status filter asks the service: nothing has failed, and the sent message is among "sent".
@@ -182,6 +194,7 @@ describe("the console", () => {
   });
 
   it("renders every widget in preview mode without calling the service", async () => {
+    // Eight widgets for mailboxes, mail and suppressions; WebhookList, WebhookDeliveries and DomainSetup.
     const calls: string[] = [];
     page.on("request", (request) => {
       if (request.url().includes("/v1/")) calls.push(request.url());
@@ -189,7 +202,7 @@ describe("the console", () => {
     await page.goto(stack.baseUrl + "/console/?preview");
     const widgets = page.getByRole("region", { name: / preview$/ });
     await page.getByRole("region", { name: "Message log preview" }).getByRole("table").waitFor();
-    expect(await widgets.count()).toBe(8);
+    expect(await widgets.count()).toBe(11);
     await shot("09-preview");
     expect(calls).toEqual([]);
     expect(pageErrors).toEqual([]);

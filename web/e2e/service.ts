@@ -1,6 +1,6 @@
 /**
  * What the browser tests run against: the real orgmail service (`orgmail serve`) on a free loopback
- * port with its own data folder, an aiosmtpd relay on loopback, and Debian's chromium.
+ * port with its own data folder, an aiosmtpd relay and a DNS server on loopback, and Debian's chromium.
  */
 
 import { spawn, execFileSync } from "node:child_process";
@@ -12,7 +12,9 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Input, Output } from "@orgmail/client";
 import { chromium } from "playwright-core";
-import type { BrowserContext } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
+import { startDnsServer } from "./dnsServer";
+import type { DnsServer } from "./dnsServer";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const ARTIFACTS = join(REPO, "test-artifacts", "e2e");
@@ -73,6 +75,8 @@ export interface Stack {
   demo: Demo;
   /** Everything the SMTP relay printed: the messages it received. */
   relayOutput: () => string;
+  /** The service's only nameserver: `domains/verify` looks records up here. */
+  dns: DnsServer;
   /** A direct API call, to check what the browser did. */
   api: <P extends string>(path: P, body: Input<P>) => Promise<{ status: number; body: Output<P> }>;
   python: (code: string, ...args: string[]) => string;
@@ -84,6 +88,7 @@ export async function startStack(): Promise<Stack> {
   if (!existsSync(consoleIndex)) throw new Error("The console is not built: run `npm run build` in web/ (or `make web`).");
   const dataDir = mkdtempSync(join(tmpdir(), "orgmail-e2e-"));
   const env = { ...process.env, ORGMAIL_DATA_DIR: dataDir, PYTHONUNBUFFERED: "1" };
+  const dns = await startDnsServer();
 
   const smtpPort = await freePort();
   let relayText = "";
@@ -98,7 +103,13 @@ export async function startStack(): Promise<Stack> {
   const baseUrl = `http://127.0.0.1:${port}`;
   let serviceLog = "";
   const service = spawn(join(VENV_BIN, "orgmail"), ["serve", "--host", "127.0.0.1", "--port", String(port)], {
-    env: { ...env, ORGMAIL_RELAY_URL: `smtp://127.0.0.1:${smtpPort}` },
+    env: {
+      ...env,
+      ORGMAIL_RELAY_URL: `smtp://127.0.0.1:${smtpPort}`,
+      ORGMAIL_DNS_NAMESERVERS: dns.nameserver,
+      // The tests' webhook endpoint listens on loopback, which the service refuses by default (SSRF).
+      ORGMAIL_WEBHOOK_ALLOW_PRIVATE: "1",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   service.stdout!.on("data", (chunk: Buffer) => (serviceLog += chunk.toString()));
@@ -107,6 +118,7 @@ export async function startStack(): Promise<Stack> {
     await waitFor("orgmail serve", async () => (await fetch(`${baseUrl}/healthz`)).ok, service);
   } catch (error) {
     await stop(relay);
+    await dns.stop();
     throw new Error(`${(error as Error).message}\n${serviceLog}`, { cause: error });
   }
 
@@ -115,6 +127,7 @@ export async function startStack(): Promise<Stack> {
     dataDir,
     demo,
     relayOutput: () => relayText,
+    dns,
     api: async (path, body) => {
       const response = await fetch(`${baseUrl}${path}`, {
         method: "POST",
@@ -127,6 +140,7 @@ export async function startStack(): Promise<Stack> {
     stop: async () => {
       await stop(service);
       await stop(relay);
+      await dns.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -158,4 +172,12 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; close:
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** Opens the console as a person does: the key form, then the console itself. */
+export async function openConsole(page: Page, stack: Stack): Promise<void> {
+  await page.goto(stack.baseUrl + "/console/");
+  await page.getByLabel("API key", { exact: true }).fill(stack.demo.apiKey);
+  await page.getByRole("button", { name: "Open console" }).click();
+  await page.getByRole("heading", { name: "orgmail console" }).waitFor();
 }

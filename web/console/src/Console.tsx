@@ -2,6 +2,7 @@ import type { Member } from "@orgmail/client";
 import {
   AssignMailbox,
   CreateMailboxForm,
+  DomainSetup,
   MailProvider,
   MailboxDetail,
   MailboxList,
@@ -9,12 +10,13 @@ import {
   MessageLog,
   SendMailForm,
   SuppressionList,
+  WebhookList,
   useMailClient,
 } from "@orgmail/widgets";
 import { useEffect, useMemo, useState } from "react";
 import { MembersPanel } from "./MembersPanel";
 
-/** All eight widgets against this service, with the key the person pasted. */
+/** Every widget against this service, with the key the person pasted. */
 export function Console({ apiKey, onForget }: { apiKey: string; onForget: () => void }) {
   const headers = useMemo(() => ({ Authorization: `Bearer ${apiKey}` }), [apiKey]);
   return (
@@ -56,6 +58,8 @@ function Workspace({ onForget }: { onForget: () => void }) {
           <a href="#mailboxes">Mailboxes</a>
           <a href="#mail">Mail</a>
           <a href="#suppressions">Suppressions</a>
+          <a href="#webhooks">Webhooks</a>
+          <a href="#domains">Domains</a>
           <a href="#members">Members</a>
           <a href="/docs">API docs</a>
           <button type="button" className="om-button om-button--quiet" onClick={onForget}>
@@ -92,6 +96,12 @@ function Workspace({ onForget }: { onForget: () => void }) {
 
         <h2 id="suppressions" className="console__section">Suppressions</h2>
         <SuppressionList />
+
+        <h2 id="webhooks" className="console__section">Webhooks</h2>
+        <WebhookList />
+
+        <h2 id="domains" className="console__section">Domains</h2>
+        <DomainSetup />
 
         <h2 id="members" className="console__section">Members</h2>
         <MembersPanel members={members} onChange={setMembers} />

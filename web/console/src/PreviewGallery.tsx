@@ -1,12 +1,15 @@
 import {
   AssignMailbox,
   CreateMailboxForm,
+  DomainSetup,
   MailboxDetail,
   MailboxList,
   MessageDetail,
   MessageLog,
   SendMailForm,
   SuppressionList,
+  WebhookDeliveries,
+  WebhookList,
   samples,
 } from "@orgmail/widgets";
 
@@ -33,8 +36,12 @@ export function PreviewGallery() {
           <SendMailForm preview defaultFrom="Example <hello@example.com>" />
           <MessageLog preview />
         </div>
-        <MessageDetail preview />
+        {/* The receipt: its timeline has a deferral before the delivery. */}
+        <MessageDetail preview id={samples.sampleMessages[0]!.id} />
         <SuppressionList preview />
+        <WebhookList preview />
+        <WebhookDeliveries preview webhookId={samples.sampleWebhooks[0]!.id} />
+        <DomainSetup preview />
       </main>
     </div>
   );

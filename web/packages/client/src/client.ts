@@ -41,6 +41,7 @@ export interface OrgmailClient {
       send: Call<"/v1/mail/messages/send">;
       get: Call<"/v1/mail/messages/get">;
       list: OptionalCall<"/v1/mail/messages/list">;
+      events: Call<"/v1/mail/messages/events">;
     };
     suppressions: {
       add: Call<"/v1/mail/suppressions/add">;
@@ -58,6 +59,14 @@ export interface OrgmailClient {
       list: OptionalCall<"/v1/mail/domains/list">;
       verify: Call<"/v1/mail/domains/verify">;
       delete: Call<"/v1/mail/domains/delete">;
+    };
+    webhooks: {
+      create: Call<"/v1/mail/webhooks/create">;
+      get: Call<"/v1/mail/webhooks/get">;
+      list: OptionalCall<"/v1/mail/webhooks/list">;
+      delete: Call<"/v1/mail/webhooks/delete">;
+      test: Call<"/v1/mail/webhooks/test">;
+      deliveries: Call<"/v1/mail/webhooks/deliveries">;
     };
   };
 }
@@ -137,6 +146,7 @@ export function createClient(options: ClientOptions): OrgmailClient {
         send: call("/v1/mail/messages/send"),
         get: call("/v1/mail/messages/get"),
         list: optionalCall("/v1/mail/messages/list"),
+        events: call("/v1/mail/messages/events"),
       },
       suppressions: {
         add: call("/v1/mail/suppressions/add"),
@@ -154,6 +164,14 @@ export function createClient(options: ClientOptions): OrgmailClient {
         list: optionalCall("/v1/mail/domains/list"),
         verify: call("/v1/mail/domains/verify"),
         delete: call("/v1/mail/domains/delete"),
+      },
+      webhooks: {
+        create: call("/v1/mail/webhooks/create"),
+        get: call("/v1/mail/webhooks/get"),
+        list: optionalCall("/v1/mail/webhooks/list"),
+        delete: call("/v1/mail/webhooks/delete"),
+        test: call("/v1/mail/webhooks/test"),
+        deliveries: call("/v1/mail/webhooks/deliveries"),
       },
     },
   };

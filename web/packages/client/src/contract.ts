@@ -35,6 +35,8 @@ export type MailMessage = Output<"/v1/mail/messages/get">["message"];
 export type MailMessageStatus = MailMessage["status"];
 export type MailSendInput = Input<"/v1/mail/messages/send">;
 export type MessageListInput = Input<"/v1/mail/messages/list">;
+export type MessageEvent = Output<"/v1/mail/messages/events">["events"][number];
+export type MessageEventType = MessageEvent["type"];
 
 export type Suppression = Output<"/v1/mail/suppressions/add">["suppression"];
 export type SuppressionReason = Suppression["reason"];
@@ -46,6 +48,15 @@ export type MemberAddInput = Input<"/v1/mail/members/add">;
 export type Domain = Output<"/v1/mail/domains/get">["domain"];
 export type DnsRecord = Output<"/v1/mail/domains/get">["records"][number];
 export type DnsCheck = Output<"/v1/mail/domains/verify">["checks"][number];
+export type DomainWithRecords = Output<"/v1/mail/domains/get">;
+export type DomainVerified = Output<"/v1/mail/domains/verify">;
+
+export type Webhook = Output<"/v1/mail/webhooks/get">["webhook"];
+export type WebhookCreateInput = Input<"/v1/mail/webhooks/create">;
+export type WebhookCreated = Output<"/v1/mail/webhooks/create">;
+/** The event types a webhook can subscribe to: `message.<MessageEventType>`, `suppression.created`, `webhook.test`. */
+export type WebhookEventType = NonNullable<WebhookCreateInput["events"]>[number];
+export type WebhookDelivery = Output<"/v1/mail/webhooks/deliveries">["deliveries"][number];
 
 export type ListInput = Input<"/v1/mail/mailboxes/list">;
 export type Ok = Output<"/v1/mail/mailboxes/delete">;

@@ -30,6 +30,7 @@ describe("createClient", () => {
       ["messages/send", (c) => c.mail.messages.send({ from: "a@example.com", to: "b@example.org", subject: "hi", text: "x" })],
       ["messages/get", (c) => c.mail.messages.get({ id: "msg_1" })],
       ["messages/list", (c) => c.mail.messages.list({ status: "sent" })],
+      ["messages/events", (c) => c.mail.messages.events({ id: "msg_1" })],
       ["suppressions/add", (c) => c.mail.suppressions.add({ email: "b@example.org", reason: "complaint" })],
       ["suppressions/list", (c) => c.mail.suppressions.list()],
       ["suppressions/remove", (c) => c.mail.suppressions.remove({ email: "b@example.org" })],
@@ -41,6 +42,12 @@ describe("createClient", () => {
       ["domains/list", (c) => c.mail.domains.list()],
       ["domains/verify", (c) => c.mail.domains.verify({ id: "dom_1" })],
       ["domains/delete", (c) => c.mail.domains.delete({ id: "dom_1" })],
+      ["webhooks/create", (c) => c.mail.webhooks.create({ url: "https://hooks.example.com/orgmail", events: ["message.bounced"] })],
+      ["webhooks/get", (c) => c.mail.webhooks.get({ id: "whk_1" })],
+      ["webhooks/list", (c) => c.mail.webhooks.list()],
+      ["webhooks/delete", (c) => c.mail.webhooks.delete({ id: "whk_1" })],
+      ["webhooks/test", (c) => c.mail.webhooks.test({ id: "whk_1" })],
+      ["webhooks/deliveries", (c) => c.mail.webhooks.deliveries({ webhookId: "whk_1", limit: 20 })],
     ];
     for (const [, run] of verbs) await run(client);
     expect(calls.map((c) => c.url)).toEqual(verbs.map(([path]) => `https://mail.example.com/v1/mail/${path}`));

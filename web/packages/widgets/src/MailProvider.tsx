@@ -8,7 +8,7 @@ import type { ClientOptions, OrgmailClient } from "@orgmail/client";
 import { createContext, useCallback, useContext, useLayoutEffect, useMemo, useState } from "react";
 import type { ReactNode } from "react";
 
-export type MailResource = "mailboxes" | "messages" | "suppressions" | "members";
+export type MailResource = "mailboxes" | "messages" | "suppressions" | "members" | "domains" | "webhooks";
 
 interface MailContextValue {
   client: OrgmailClient;
@@ -39,6 +39,8 @@ export function MailProvider({ basePath, headers, fetch: fetchImpl, children }: 
     messages: 0,
     suppressions: 0,
     members: 0,
+    domains: 0,
+    webhooks: 0,
   });
   const invalidate = useCallback((resource: MailResource) => {
     setVersions((current) => ({ ...current, [resource]: current[resource] + 1 }));

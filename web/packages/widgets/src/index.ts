@@ -17,6 +17,12 @@ export { SendMailForm } from "./widgets/SendMailForm";
 export type { SendMailFormProps } from "./widgets/SendMailForm";
 export { SuppressionList, SUPPRESSION_REASONS } from "./widgets/SuppressionList";
 export type { SuppressionListProps } from "./widgets/SuppressionList";
+export { WebhookList, WEBHOOK_EVENT_TYPES } from "./widgets/WebhookList";
+export type { SubscribableEventType, WebhookListProps } from "./widgets/WebhookList";
+export { WebhookDeliveries } from "./widgets/WebhookDeliveries";
+export type { WebhookDeliveriesProps } from "./widgets/WebhookDeliveries";
+export { DomainSetup } from "./widgets/DomainSetup";
+export type { DomainSetupProps } from "./widgets/DomainSetup";
 
 export { ErrorBanner } from "./shared/ErrorBanner";
 export { StatusBadge } from "./shared/StatusBadge";

@@ -1,12 +1,16 @@
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const dateTimeWithSeconds = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 
-/** A timestamp as the reader's local time, keeping the ISO value machine-readable. */
-export function Timestamp({ value }: { value: string | null | undefined }) {
+/**
+ * A timestamp as the reader's local time, keeping the ISO value machine-readable. `seconds` for
+ * timelines and delivery logs, whose steps are often within the same minute.
+ */
+export function Timestamp({ value, seconds = false }: { value: string | null | undefined; seconds?: boolean }) {
   if (!value) return <span className="om-muted">—</span>;
   const date = new Date(value);
   return (
     <time dateTime={value} title={value}>
-      {Number.isNaN(date.getTime()) ? value : dateTime.format(date)}
+      {Number.isNaN(date.getTime()) ? value : (seconds ? dateTimeWithSeconds : dateTime).format(date)}
     </time>
   );
 }

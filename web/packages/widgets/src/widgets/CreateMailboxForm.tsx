@@ -1,6 +1,7 @@
 import type { MailboxCreated, MailboxCreateInput, Member } from "@orgmail/client";
-import { useEffect, useId, useRef, useState } from "react";
+import { useId, useState } from "react";
 import { ErrorBanner } from "../shared/ErrorBanner";
+import { OneTimeSecret } from "../shared/OneTimeSecret";
 import { WidgetFrame } from "../shared/WidgetFrame";
 import { memberLabel, useMembers } from "../shared/members";
 import { useAction } from "../shared/useAction";
@@ -51,7 +52,23 @@ export function CreateMailboxForm({ members: givenMembers, domain, onCreated, pr
   return (
     <WidgetFrame title={title} className="om-create-mailbox" preview={preview}>
       {created ? (
-        <OneTimePassword created={created} onDone={() => setCreated(null)} />
+        <OneTimeSecret
+          regionLabel="New mailbox password"
+          confirmation={
+            <>
+              Mailbox <strong>{created.mailbox.address}</strong> created.
+            </>
+          }
+          label="Password"
+          secret={created.password}
+          copyLabel="Copy password"
+          warning={
+            <>
+              <strong>Copy it now: you will not see this password again.</strong> orgmail keeps only a hash of it.
+            </>
+          }
+          onDone={() => setCreated(null)}
+        />
       ) : (
         <form
           className="om-form"
@@ -105,67 +122,5 @@ export function CreateMailboxForm({ members: givenMembers, domain, onCreated, pr
         </form>
       )}
     </WidgetFrame>
-  );
-}
-
-function OneTimePassword({ created, onDone }: { created: MailboxCreated; onDone: () => void }) {
-  const passwordId = useId();
-  const warningId = useId();
-  const [copied, setCopied] = useState<"idle" | "copied" | "failed">("idle");
-  const passwordRef = useRef<HTMLInputElement>(null);
-
-  useEffect(() => {
-    passwordRef.current?.focus();
-    passwordRef.current?.select();
-  }, []);
-
-  async function copy() {
-    try {
-      await navigator.clipboard.writeText(created.password);
-      setCopied("copied");
-    } catch {
-      // No clipboard permission (or an insecure origin): leave the text selected for Ctrl+C.
-      passwordRef.current?.select();
-      setCopied("failed");
-    }
-  }
-
-  return (
-    <div className="om-one-time" role="region" aria-label="New mailbox password">
-      <p className="om-success" role="status">
-        Mailbox <strong>{created.mailbox.address}</strong> created.
-      </p>
-      <div className="om-field">
-        <label htmlFor={passwordId}>Password</label>
-        <div className="om-copy-row">
-          <input
-            id={passwordId}
-            ref={passwordRef}
-            className="om-password"
-            type="text"
-            readOnly
-            value={created.password}
-            aria-describedby={warningId}
-            spellCheck={false}
-          />
-          <button type="button" className="om-button om-button--primary" onClick={() => void copy()}>
-            {copied === "copied" ? "Copied" : "Copy password"}
-          </button>
-        </div>
-      </div>
-      <p id={warningId} className="om-warning">
-        <strong>Copy it now: you will not see this password again.</strong> orgmail keeps only a hash of it.
-      </p>
-      {copied === "failed" && (
-        <p className="om-muted" role="status">
-          The browser did not allow copying; the password is selected, press Ctrl+C (⌘C).
-        </p>
-      )}
-      <div className="om-form__actions">
-        <button type="button" className="om-button" onClick={onDone}>
-          Done, I saved it
-        </button>
-      </div>
-    </div>
   );
 }
