@@ -89,7 +89,7 @@ def _utf8_encoded_words(text: str, lengths: Iterator[int]) -> list[str | None]:
 
     UTF-8 in Q or B, whichever is shorter for the whole text; as many whole characters in each word
     (RFC 2047 §5) as its length allows, chrome included. The stdlib encodes the word again for each
-    character it adds (~1 µs a character); here each character's cost is added up
+    character it adds (quadratic in the length); here each character's cost is added up
     (tests/mail/test_mime.py compares the two).
     """
     octets = text.encode()
@@ -123,9 +123,9 @@ _Q_AS_IS = bytes(octet for octet in range(128) if quoprimime.header_length(bytes
 class _Generator(BytesGenerator):
     """The stdlib's BytesGenerator, minus two costs that grow with the message; the same bytes out.
 
-    It writes a body line by line (two writes and two encodes a line, ~0.3 µs each line); here it is
-    one substitution and one write. It checks a random multipart boundary against the content with a
-    freshly compiled regular expression (~60 µs, since every boundary is new); here a substring search
+    It writes a body line by line (two writes and two encodes a line); here it is one substitution
+    and one write. It checks a random multipart boundary against the content with a freshly compiled
+    regular expression (a new one for every boundary); here a substring search
     does, which is stricter: an occurrence anywhere picks another boundary, where the stdlib's check
     only sees a whole line ending in LF (and so misses it in CRLF text). Both override private
     methods: tests/mail/test_mime.py compares the output with the stdlib generator's.
