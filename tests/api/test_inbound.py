@@ -21,7 +21,7 @@ from orgmail.config import load_settings
 from orgmail.core import feedback
 from orgmail.core.feedback import InboundReports
 from orgmail.db.session import create_engine
-from orgmail.db.tables import InboundReport, Webhook, WebhookJob
+from orgmail.db.tables import InboundReport, Suppression, Webhook, WebhookJob
 from orgmail.ids import new_id
 from orgmail.mail import inbound
 from orgmail.mail.inbound import InboundListener
@@ -565,3 +565,28 @@ async def test_a_dsn_naming_an_address_the_message_was_not_sent_to_suppresses_no
     await listener.deliver(postfix_dsn(to=verp(sent), recipients=[Rcpt("victim@example.org", **HARD)]), to=verp(sent))
     assert [e["type"] for e in await events(sender, sent["id"])] == ["sent"]
     assert await suppressed(sender) == {}
+
+
+async def test_a_reported_hard_bounce_queues_suppression_created(sender, smtp_relay, listener, relay_app):
+    async with relay_app.state.session_factory() as session, session.begin():
+        webhook = Webhook(
+            id=new_id("whk"),
+            org_id=sender.org_id,
+            url="https://hooks.example/s",
+            events=["suppression.created"],
+            secret_encrypted=b"x",
+        )
+        session.add(webhook)
+    sent = await send(sender)
+    await listener.deliver(dsn(sent, Rcpt("bob@example.net", **HARD)), to=verp(sent))
+    async with relay_app.state.session_factory() as session:
+        suppression = await session.scalar(
+            select(Suppression).where(Suppression.org_id == sender.org_id, Suppression.email == "bob@example.net")
+        )
+        jobs = (await session.scalars(select(WebhookJob).where(WebhookJob.webhook_id == webhook.id))).all()
+    assert suppression is not None and suppression.reason == "bounce"
+    assert [(job.event_id, job.event_type) for job in jobs] == [("evt_" + suppression.id[4:], "suppression.created")]
+    # The same report again adds no suppression, so nothing more is queued.
+    await listener.deliver(dsn(sent, Rcpt("bob@example.net", **HARD)), to=verp(sent))
+    async with relay_app.state.session_factory() as session:
+        assert len((await session.scalars(select(WebhookJob).where(WebhookJob.webhook_id == webhook.id))).all()) == 1
