@@ -14,6 +14,7 @@ import { useAction } from "../shared/useAction";
 import { usePagedList } from "../shared/usePagedList";
 import { useResource } from "../shared/useResource";
 import { sampleDnsChecks, sampleDnsRecords, sampleDomains } from "../preview";
+import { RefreshButton } from "../shared/RefreshButton";
 
 export interface DomainSetupProps {
   onAdded?: (added: DomainWithRecords) => void;
@@ -100,9 +101,7 @@ export function DomainSetup({ onAdded, onVerified, onDeleted, pageSize = 50, pre
       preview={preview}
       actions={
         !preview && (
-          <button type="button" className="om-button om-button--quiet" onClick={list.reload}>
-            Refresh
-          </button>
+          <RefreshButton onClick={list.reload} />
         )
       }
     >

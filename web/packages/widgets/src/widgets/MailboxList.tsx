@@ -14,6 +14,7 @@ import { useAction } from "../shared/useAction";
 import { usePagedList } from "../shared/usePagedList";
 import { sampleMailboxes } from "../preview";
 import { AssignMailbox } from "./AssignMailbox";
+import { RefreshButton } from "../shared/RefreshButton";
 
 export interface MailboxListProps {
   /** The org's members, for assigning; loaded from the service when not given. */
@@ -136,9 +137,7 @@ export function MailboxList({
       preview={preview}
       actions={
         !preview && (
-          <button type="button" className="om-button om-button--quiet" onClick={list.reload}>
-            Refresh
-          </button>
+          <RefreshButton onClick={list.reload} />
         )
       }
     >

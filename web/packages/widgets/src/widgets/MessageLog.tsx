@@ -10,6 +10,7 @@ import { WidgetFrame } from "../shared/WidgetFrame";
 import { Timestamp } from "../shared/format";
 import { usePagedList } from "../shared/usePagedList";
 import { sampleMessages } from "../preview";
+import { RefreshButton } from "../shared/RefreshButton";
 
 export const MESSAGE_STATUSES: readonly MailMessageStatus[] = ["queued", "sent", "failed", "bounced", "suppressed"];
 
@@ -89,9 +90,7 @@ export function MessageLog({ onSelect, selectedId, status: initialStatus = null,
             ))}
           </select>
           {!preview && (
-            <button type="button" className="om-button om-button--quiet" onClick={list.reload}>
-              Refresh
-            </button>
+            <RefreshButton onClick={list.reload} />
           )}
         </>
       }

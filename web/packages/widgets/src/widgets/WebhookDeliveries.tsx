@@ -11,6 +11,7 @@ import { WidgetFrame } from "../shared/WidgetFrame";
 import { Timestamp } from "../shared/format";
 import { usePagedList } from "../shared/usePagedList";
 import { sampleWebhookDeliveries, sampleWebhooks } from "../preview";
+import { RefreshButton } from "../shared/RefreshButton";
 
 export interface WebhookDeliveriesProps {
   /** The webhook whose attempts to show; nothing selected shows a hint. */
@@ -70,9 +71,7 @@ export function WebhookDeliveries({ webhookId = null, pageSize = 20, embedded = 
   });
 
   const refresh = !preview && webhookId !== null && (
-    <button type="button" className="om-button om-button--quiet" onClick={list.reload}>
-      Refresh
-    </button>
+    <RefreshButton onClick={list.reload} />
   );
   const body =
     webhookId === null && !preview ? (

@@ -14,6 +14,7 @@ import { useAction } from "../shared/useAction";
 import { usePagedList } from "../shared/usePagedList";
 import { sampleWebhookSecret, sampleWebhooks } from "../preview";
 import { WebhookDeliveries } from "./WebhookDeliveries";
+import { RefreshButton } from "../shared/RefreshButton";
 
 /** `webhook.test` is not subscribed to: `webhooks/test` delivers it to the one webhook it names. */
 export type SubscribableEventType = Exclude<WebhookEventType, "webhook.test">;
@@ -158,9 +159,7 @@ export function WebhookList({ onCreated, onDeleted, pageSize = 50, preview = fal
       preview={preview}
       actions={
         !preview && (
-          <button type="button" className="om-button om-button--quiet" onClick={list.reload}>
-            Refresh
-          </button>
+          <RefreshButton onClick={list.reload} />
         )
       }
     >
