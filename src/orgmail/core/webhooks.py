@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -88,18 +88,7 @@ class WebhookDeliveryView:
 
     @classmethod
     def of(cls, row: WebhookDelivery) -> WebhookDeliveryView:
-        return cls(
-            id=row.id,
-            webhook_id=row.webhook_id,
-            event_id=row.event_id,
-            event_type=row.event_type,
-            attempt=row.attempt,
-            status_code=row.status_code,
-            duration_ms=row.duration_ms,
-            error=row.error,
-            next_attempt_at=row.next_attempt_at,
-            created_at=row.created_at,
-        )
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True, slots=True)
