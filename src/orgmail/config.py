@@ -75,6 +75,12 @@ class Settings:
     tls_cert: Path | None = None  # PEM certificate chain and key for STARTTLS on the listeners
     tls_key: Path | None = None
     webhook_allow_private: bool = False  # development: webhooks to loopback and private addresses
+    # The mail edge (DESIGN.md §10): SMTP submission (STARTTLS on the first, implicit TLS on the second)
+    submission_listen: tuple[str, int] | None = None
+    submission_tls_listen: tuple[str, int] | None = None
+    # What members' mail clients connect to (autoconfig, MailboxDetail): None: the name the request used
+    mail_host: str | None = None
+    imap_port: int = 993  # Dovecot's IMAP with implicit TLS, as clients reach it
     mailbox_retention_days: float = 7.0
     purge_interval_seconds: float = 3600.0
     mail_uid: int = field(default_factory=lambda: _default_mail_owner()[0])
@@ -325,13 +331,13 @@ class _Environment:
             servers.append((host, int(port)))
         return tuple(servers)
 
-    def domain(self, name: str) -> str | None:
+    def domain(self, name: str, *, example: str = "bounces.mail.example.net") -> str | None:
         raw = self.text(name)
         if raw is None:
             return None
         candidate = raw.lower().rstrip(".")
         if not _HOST_NAME.fullmatch(candidate) or "." not in candidate:
-            self.problems.append(f"{name}={raw!r}: not a domain name; expected e.g. bounces.mail.example.net")
+            self.problems.append(f"{name}={raw!r}: not a domain name; expected e.g. {example}")
             return None
         return candidate
 
@@ -427,6 +433,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         tls_cert=env.readable_file("ORGMAIL_TLS_CERT"),
         tls_key=env.readable_file("ORGMAIL_TLS_KEY"),
         webhook_allow_private=env.boolean("ORGMAIL_WEBHOOK_ALLOW_PRIVATE", False),
+        submission_listen=env.listen_address("ORGMAIL_SUBMISSION_LISTEN"),
+        submission_tls_listen=env.listen_address("ORGMAIL_SUBMISSION_TLS_LISTEN"),
+        mail_host=env.domain("ORGMAIL_MAIL_HOST", example="mail.example.net"),
+        imap_port=env.integer("ORGMAIL_IMAP_PORT", 993, minimum=1),
     )
     if values["inbound_listen"] is not None and values["bounce_domain"] is None:
         env.problems.append(
@@ -435,6 +445,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         )
     if (values["tls_cert"] is None) != (values["tls_key"] is None) and not env.problems:
         env.problems.append("ORGMAIL_TLS_CERT and ORGMAIL_TLS_KEY: set both (a certificate and its key) or neither")
+    if values["submission_tls_listen"] is not None and values["tls_cert"] is None and not env.problems:
+        env.problems.append(
+            "ORGMAIL_SUBMISSION_TLS_LISTEN: implicit TLS needs a certificate; set ORGMAIL_TLS_CERT and ORGMAIL_TLS_KEY"
+        )
     values["mail_uid"], values["mail_gid"] = env.mail_owner()
     if "secret_key" not in overrides and not env.problems:  # no secret file written for a run that stops here
         values["secret_key"] = env.secret_key(data_dir)

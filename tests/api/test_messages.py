@@ -37,6 +37,7 @@ async def test_send_relays_a_message_both_dkim_signatures_verify(sender, smtp_re
     assert message["sentAt"] is not None and message["error"] is None
     assert message["messageId"] == f"<{message['id']}@{sender.domain}>"
     assert message["dkimSelector"] and message["dkimSelector"].endswith("r")
+    assert message["source"] == "api"
 
     [received] = smtp_relay.received
     assert received.mail_from == f"ann@{sender.domain}"

@@ -134,6 +134,7 @@ def mail_message(message: MessageView) -> MailMessage:
         relay_response=message.relay_response,
         error=error,
         last_event=message.last_event,
+        source=message.source,
         created_at=message.created_at,
         sent_at=message.sent_at,
     )

@@ -317,6 +317,7 @@ class MailMessage(Schema):
     created_at: datetime
     sent_at: datetime | None
     last_event: MessageEventType | None = Field(description="The type of the message's newest event.")
+    source: Literal["api", "smtp"] = Field(description="How the message came in: the HTTP API or SMTP submission.")
 
 
 class MessageEvent(Schema):

@@ -44,6 +44,7 @@ class MessageView:
     created_at: datetime
     sent_at: datetime | None
     last_event: str | None
+    source: str
 
     @classmethod
     def of(cls, row: Message | SendLogRow) -> MessageView:

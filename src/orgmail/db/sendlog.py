@@ -65,6 +65,7 @@ class SendLogRow:
     updated_at: datetime
     sent_at: datetime | None
     last_event: str | None = None
+    source: str = "api"  # "smtp" for a message that came in over submission (DESIGN.md §10)
 
 
 @dataclass(frozen=True, slots=True)

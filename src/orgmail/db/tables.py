@@ -132,6 +132,7 @@ class Message(Base):
         Index("ix_messages_org_id_id", "org_id", "id"),
         Index("ix_messages_status_created_at", "status", "created_at"),
         Index("ix_messages_org_id_last_event_id", "org_id", "last_event", "id"),
+        Index("ix_messages_org_id_message_id", "org_id", "message_id"),  # SMTP retries find theirs by it
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
@@ -159,6 +160,7 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     last_event: Mapped[str | None] = mapped_column(String(16))  # the newest message_events.type
+    source: Mapped[str] = mapped_column(String(8), default="api")  # "api" (HTTP) | "smtp" (submission)
 
 
 class MessageEvent(Base):

@@ -873,6 +873,12 @@ export interface components {
             /** Sizebytes */
             sizeBytes: number;
             /**
+             * Source
+             * @description How the message came in: the HTTP API or SMTP submission.
+             * @enum {string}
+             */
+            source: "api" | "smtp";
+            /**
              * Status
              * @enum {string}
              */

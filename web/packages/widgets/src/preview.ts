@@ -82,6 +82,7 @@ function message(overrides: Partial<MailMessage> & Pick<MailMessage, "id" | "sub
     error: null,
     sentAt: overrides.status === "sent" ? overrides.createdAt : null,
     lastEvent: overrides.status === "queued" ? null : overrides.status,
+    source: "api",
     ...overrides,
   };
 }
