@@ -77,6 +77,20 @@ async def test_one_idempotency_key_inserts_once_even_within_one_batch(send_log, 
     assert found is not None and found.id in {row.id for row in rows}
 
 
+async def test_a_message_id_finds_the_oldest_row_of_its_org_within_the_window(send_log, tenant, other_tenant):
+    first, second, foreign = _row(tenant.org_id), _row(tenant.org_id), _row(other_tenant.org_id)
+    for row in (first, second, foreign):
+        row.message_id = "<same@client.example>"
+        row.created_at = utcnow()
+        await send_log.insert(row)
+    found = await send_log.find_by_message_id(
+        org_id=tenant.org_id, message_id="<same@client.example>", since=first.created_at
+    )
+    assert found is not None and found.id == first.id
+    later = await send_log.find_by_message_id(org_id=tenant.org_id, message_id="<same@client.example>", since=utcnow())
+    assert later is None
+
+
 async def test_a_row_the_database_refuses_fails_alone(send_log, tenant):
     good = [_row(tenant.org_id) for _ in range(9)]
     bad = _row("org_that_does_not_exist")  # the foreign key refuses it

@@ -98,6 +98,9 @@ class SendLog(Protocol):
     async def find(self, *, org_id: str, idempotency_key: str) -> SendLogRow | None:
         """The org's row with this idempotency key, if any."""
 
+    async def find_by_message_id(self, *, org_id: str, message_id: str, since: datetime) -> SendLogRow | None:
+        """The org's oldest row since `since` with this Message-ID header (an SMTP resubmission's)."""
+
     async def get(self, row_id: str) -> SendLogRow | None: ...
 
     async def suppressed_among(self, *, org_id: str, emails: Iterable[str]) -> set[str]:
@@ -395,6 +398,15 @@ class PostgresSendLog:
         )
         return _from_record(record) if record is not None else None
 
+    async def find_by_message_id(self, *, org_id: str, message_id: str, since: datetime) -> SendLogRow | None:
+        record = await self._pool.fetchrow(
+            f"{_PG_SELECT} WHERE org_id = $1 AND message_id = $2 AND created_at >= $3 ORDER BY created_at, id LIMIT 1",
+            org_id,
+            message_id,
+            since,
+        )
+        return _from_record(record) if record is not None else None
+
     async def get(self, row_id: str) -> SendLogRow | None:
         record = await self._pool.fetchrow(f"{_PG_SELECT} WHERE id = $1", row_id)
         return _from_record(record) if record is not None else None
@@ -524,6 +536,14 @@ class SqlAlchemySendLog:
     async def find(self, *, org_id: str, idempotency_key: str) -> SendLogRow | None:
         return await self._one(
             select(_MESSAGES).where(_MESSAGES.c.org_id == org_id, _MESSAGES.c.idempotency_key == idempotency_key)
+        )
+
+    async def find_by_message_id(self, *, org_id: str, message_id: str, since: datetime) -> SendLogRow | None:
+        return await self._one(
+            select(_MESSAGES)
+            .where(_MESSAGES.c.org_id == org_id, _MESSAGES.c.message_id == message_id, _MESSAGES.c.created_at >= since)
+            .order_by(_MESSAGES.c.created_at, _MESSAGES.c.id)
+            .limit(1)
         )
 
     async def get(self, row_id: str) -> SendLogRow | None:
