@@ -2,8 +2,11 @@
 # Installs the Debian packages the tests talk to, if any is missing (needs root, as on CI).
 set -euo pipefail
 # chromium (+ a font) drives the web console's browser tests through playwright-core; nothing downloads a browser.
-# postfix and swaks: tests/postfix runs a private Postfix (its own config and queue) as orgmail's smarthost.
-packages=(dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql chromium fonts-liberation postfix swaks)
+# postfix and swaks: tests/postfix runs a private Postfix (its own config and queue) as orgmail's smarthost
+# and as the MX in front of Dovecot (postfix-pgsql / postfix-sqlite: its lookups of orgmail's views).
+# The Perl modules give swaks STARTTLS, implicit TLS and AUTH (the submission tests).
+packages=(dovecot-imapd dovecot-lmtpd dovecot-sqlite dovecot-pgsql chromium fonts-liberation postfix postfix-pgsql
+  postfix-sqlite swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
