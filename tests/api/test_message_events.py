@@ -7,7 +7,8 @@ import secrets
 
 from sqlalchemy import select
 
-from orgmail.db.tables import Webhook, WebhookJob
+from orgmail.core.webhooks import suppression_event_id
+from orgmail.db.tables import Suppression, Webhook, WebhookJob
 from orgmail.ids import new_id
 
 
@@ -110,9 +111,12 @@ async def test_each_event_is_queued_for_the_webhooks_that_want_it(sender, smtp_r
     sent, bounced = await _events(sender, message["id"])
     async with relay_app.state.session_factory() as session:
         jobs = (await session.scalars(select(WebhookJob).where(WebhookJob.org_id == sender.org_id))).all()
+        suppression = await session.scalar(select(Suppression).where(Suppression.org_id == sender.org_id))
+    assert suppression is not None and suppression.email == "gone@example.net"
     queued = {(job.webhook_id, job.event_id, job.event_type) for job in jobs}
     assert queued == {
         (wants_sent.id, sent["id"], "message.sent"),
         (wants_all.id, sent["id"], "message.sent"),
         (wants_all.id, bounced["id"], "message.bounced"),
+        (wants_all.id, suppression_event_id(suppression.id), "suppression.created"),  # the hard bounce's
     }

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from orgmail.app import create_app
-from orgmail.core.sending import relaying
-from orgmail.db.tables import Message, Suppression, utcnow
+from orgmail.core.webhooks import create_webhook, suppression_event_id
+from orgmail.db.tables import Message, MessageEvent, Suppression, WebhookJob, utcnow
 from orgmail.ids import new_id
 from orgmail.mail import dkim
 
@@ -167,21 +167,59 @@ async def test_concurrent_retries_of_a_failed_message_relay_it_once(sender, smtp
     assert len(smtp_relay.received) == 1
 
 
-async def test_an_outcome_write_that_fails_is_retried_until_it_lands(sender, smtp_relay, relay_app, monkeypatch):
-    real_record = relaying.record_result
+async def _subscribe_everything(app, org_id: str) -> None:
+    """A webhook of the org that wants every event (nobody listens at it: its jobs stay queued)."""
+    async with app.state.session_factory() as session:
+        await create_webhook(
+            session, org_id=org_id, url="http://127.0.0.1:9/hook", vault=app.state.vault, allow_private=True
+        )
+
+
+async def _events_and_jobs(app, message_id: str) -> tuple[list[str], int]:
+    async with app.state.session_factory() as session:
+        events = (await session.scalars(select(MessageEvent).where(MessageEvent.message_id == message_id))).all()
+        jobs = await session.scalar(
+            select(func.count()).select_from(WebhookJob).where(WebhookJob.event_id.in_([e.id for e in events]))
+        )
+    return sorted(e.type for e in events), jobs or 0
+
+
+async def test_an_outcome_whose_commit_reply_is_lost_is_written_again_with_its_events_once(
+    sender, smtp_relay, relay_app, monkeypatch
+):
+    """The database committed the outcome but the reply never came: the write is retried, and the
+    retry writes the same events, not a second set (and queues no second webhook job)."""
+    await _subscribe_everything(relay_app, sender.org_id)
+    send_log = relay_app.state.send_log
+    real_update = send_log.update
     attempts = []
 
-    async def flaky_record(session, **kwargs):
-        attempts.append(1)
-        if len(attempts) < 3:
-            raise OperationalError("UPDATE messages", {}, ConnectionRefusedError("database down"))
-        return await real_record(session, **kwargs)
+    async def update_losing_the_first_reply(row_id, values, **kwargs):
+        attempts.append(row_id)
+        result = await real_update(row_id, values, **kwargs)
+        if len(attempts) == 1:
+            raise OperationalError("UPDATE messages", {}, ConnectionResetError("connection lost"))
+        return result
 
-    monkeypatch.setattr(relaying, "record_result", flaky_record)
+    monkeypatch.setattr(send_log, "update", update_losing_the_first_reply)
     message = (await sender.ok("/v1/mail/messages/send", _body(sender)))["message"]
-    assert len(attempts) == 3
+    assert len(attempts) == 2
     assert (await _row(relay_app, message["id"])).status == "sent"
+    assert await _events_and_jobs(relay_app, message["id"]) == (["sent"], 1)
     assert len(smtp_relay.received) == 1
+
+
+async def test_a_refusal_at_send_time_queues_suppression_created_for_the_new_suppression(sender, smtp_relay, relay_app):
+    await _subscribe_everything(relay_app, sender.org_id)
+    smtp_relay.behaviour.refuse = {"gone@example.net": "550 5.1.1 No such user"}
+    await sender.ok("/v1/mail/messages/send", _body(sender, to=["bob@example.net", "gone@example.net"]))
+    async with relay_app.state.session_factory() as session:
+        [suppression] = (await session.scalars(select(Suppression).where(Suppression.org_id == sender.org_id))).all()
+        jobs = (await session.scalars(select(WebhookJob).where(WebhookJob.org_id == sender.org_id))).all()
+    assert suppression.email == "gone@example.net" and suppression.reason == "bounce"
+    assert sorted(job.event_type for job in jobs) == ["message.bounced", "message.sent", "suppression.created"]
+    created = next(job for job in jobs if job.event_type == "suppression.created")
+    assert created.event_id == suppression_event_id(suppression.id)
 
 
 async def test_on_start_stale_queued_rows_become_outcome_unknown(sender, settings, relay_app):
@@ -217,7 +255,10 @@ async def test_on_start_stale_queued_rows_become_outcome_unknown(sender, setting
         pass
     stale_row, fresh_row = await _row(relay_app, stale), await _row(relay_app, fresh)
     assert stale_row.status == "failed" and stale_row.error_code == "outcome_unknown"
+    assert stale_row.last_event == "failed"
+    assert (await _events_and_jobs(relay_app, stale))[0] == ["failed"]  # its timeline says so too
     assert fresh_row.status == "queued"  # another process may be relaying it right now
+    assert (await _events_and_jobs(relay_app, fresh))[0] == []
 
 
 async def test_a_reply_lost_after_the_whole_message_is_504_and_a_retry_relays_nothing(sender, smtp_relay, relay_app):

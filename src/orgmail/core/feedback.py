@@ -29,10 +29,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orgmail.core.sending.relaying import envelope_recipients
-from orgmail.core.webhooks import SUPPRESSION_CREATED, queue_event, suppression_event_id
-from orgmail.db.sendlog import EventRow, SendLogRow, suppression_rows, suppressions_insert, write_events
+from orgmail.db.sendlog import EventRow, SendLogRow, add_suppressions, write_events
 from orgmail.db.session import is_connection_failure
-from orgmail.db.tables import InboundReport, Message, MessageEvent, Suppression, utcnow
+from orgmail.db.tables import InboundReport, Message, MessageEvent, utcnow
 from orgmail.errors import Unavailable
 from orgmail.ids import new_id
 from orgmail.mail.inbound import ReportResult
@@ -51,7 +50,6 @@ logger = logging.getLogger("orgmail.feedback")
 _REPORTS = cast(Table, InboundReport.__table__)
 _MESSAGES = cast(Table, Message.__table__)
 _EVENTS = cast(Table, MessageEvent.__table__)
-_SUPPRESSIONS = cast(Table, Suppression.__table__)
 _MESSAGE_COLUMNS = [column for column in _MESSAGES.c if column.key != "raw"]  # the signed bytes are not needed
 
 COMPLAINT_TYPES = frozenset({"abuse", "fraud"})  # other feedback types are kept and counted, nothing more
@@ -228,18 +226,7 @@ async def _record(
         await write_events(connection, done.events)
         for reason, emails in done.suppressions.items():
             note = f"{'hard bounce' if reason == 'bounce' else 'complaint'} reported for {message.id}"
-            rows = suppression_rows(message.org_id, emails, reason=reason, note=note)
-            statement = suppressions_insert(connection.dialect.name, rows).returning(
-                _SUPPRESSIONS.c.id, _SUPPRESSIONS.c.created_at
-            )
-            for suppression_id, created_at in (await connection.execute(statement)).all():  # the new ones
-                await queue_event(
-                    connection,
-                    org_id=message.org_id,
-                    event_id=suppression_event_id(suppression_id),
-                    event_type=SUPPRESSION_CREATED,
-                    created_at=created_at,
-                )
+            await add_suppressions(connection, org_id=message.org_id, emails=emails, reason=reason, note=note)
         if done.message_values:
             await connection.execute(update(_MESSAGES).where(_MESSAGES.c.id == message.id).values(done.message_values))
         return "parsed"

@@ -6,15 +6,12 @@ in practice, so `Foo@x` unsubscribing must also stop mail to `foo@x` (SES and Po
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import parse_email
 from orgmail.core.pages import Page, newest_first
-from orgmail.core.webhooks import SUPPRESSION_CREATED, queue_event, suppression_event_id
-from orgmail.db.sendlog import suppression_rows, suppressions_insert
+from orgmail.db.sendlog import add_suppressions
 from orgmail.db.session import affected_rows
 from orgmail.db.tables import Suppression
 from orgmail.errors import NotFound
@@ -27,30 +24,12 @@ async def add_suppression(
     A new entry is queued as `suppression.created` for the org's webhooks that want it, atomically."""
     address = parse_email(email).email.lower()
     async with session.begin():
-        added = await insert_suppressions(session, org_id=org_id, emails=[address], reason=reason, note=note)
+        await add_suppressions(await session.connection(), org_id=org_id, emails=[address], reason=reason, note=note)
         row = await session.scalar(
             select(Suppression).where(Suppression.org_id == org_id, Suppression.email == address)
         )
         assert row is not None  # inserted or kept just above, in this transaction
-        if added:
-            await queue_event(
-                session,
-                org_id=org_id,
-                event_id=suppression_event_id(row.id),
-                event_type=SUPPRESSION_CREATED,
-                created_at=row.created_at,
-            )
         return row
-
-
-async def insert_suppressions(
-    session: AsyncSession, *, org_id: str, emails: Iterable[str], reason: str, note: str | None = None
-) -> int:
-    """Insert-or-ignore, safe under concurrent requests that suppress the same address; how many were new."""
-    rows = suppression_rows(org_id, emails, reason=reason, note=note)
-    if not rows:
-        return 0
-    return affected_rows(await session.execute(suppressions_insert(session.get_bind().dialect.name, rows)))
 
 
 async def list_suppressions(

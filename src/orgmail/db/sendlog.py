@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import asyncpg
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -113,7 +113,8 @@ class SendLog(Protocol):
         self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None, events: Sequence[EventRow] = ()
     ) -> bool:
         """Set `values` on the row (only while its status is `if_status`, if given): did it change?
-        `events` are written with it, atomically, and queued for the org's webhooks that want them."""
+        `events` are written with the change, atomically, and queued for the org's webhooks that want
+        them; events already written (the same ids: an outcome written again) are not written twice."""
 
     async def record_bounces(
         self,
@@ -130,8 +131,11 @@ class SendLog(Protocol):
     async def add_events(self, events: Sequence[EventRow]) -> None:
         """Write events of rows that exist (and queue them for webhooks), in one transaction."""
 
-    async def fail_queued_before(self, cutoff: datetime, values: Mapping[str, Any]) -> int:
-        """Set `values` on every row still `queued` since before `cutoff`; how many were."""
+    async def fail_queued_before(
+        self, cutoff: datetime, values: Mapping[str, Any], *, event: Callable[[str, str], EventRow]
+    ) -> int:
+        """Set `values` on every row still `queued` since before `cutoff`, each with the event that
+        `event(row id, org id)` makes; how many were."""
 
     async def close(self) -> None: ...
 
@@ -151,39 +155,69 @@ def suppressions_insert(dialect_name: str, rows: list[dict[str, Any]]):
     return insert(_SUPPRESSIONS).values(rows).on_conflict_do_nothing(index_elements=["org_id", "email"])
 
 
+async def add_suppressions(
+    connection: AsyncConnection, *, org_id: str, emails: Iterable[str], reason: str, note: str | None = None
+) -> int:
+    """Insert-or-ignore the org's suppressions, and queue `suppression.created` for the new ones (their
+    event id is the suppression's: `sup_X` → `evt_X`), in the caller's transaction; how many were new.
+    The one way suppressions are added: by hand, by a refusal at send time, by a report."""
+    rows = suppression_rows(org_id, emails, reason=reason, note=note)
+    if not rows:
+        return 0
+    statement = suppressions_insert(connection.dialect.name, rows).returning(_SUPPRESSIONS.c.id)
+    new_ids = list((await connection.execute(statement)).scalars())
+    if new_ids:
+        await connection.execute(_QUEUE_NEW_SUPPRESSIONS[connection.dialect.name], {"ids": new_ids})
+    return len(new_ids)
+
+
 # Queues each new event for the org's enabled webhooks that want it (none listed: every type), in the
 # statement or transaction that writes the event: a send pays no extra round trip for its webhooks.
+# A job already queued is left alone: writing an outcome again (after a lost commit reply) queues nothing twice.
 _WANTS_EVENT = {
-    "postgresql": "EXISTS (SELECT 1 FROM json_array_elements_text(w.events) AS t(type) WHERE t.type = 'message.' || e.type)",
-    "sqlite": "EXISTS (SELECT 1 FROM json_each(w.events) WHERE json_each.value = 'message.' || e.type)",
+    "postgresql": "EXISTS (SELECT 1 FROM json_array_elements_text(w.events) AS t(type) WHERE t.type = {event_type})",
+    "sqlite": "EXISTS (SELECT 1 FROM json_each(w.events) WHERE json_each.value = {event_type})",
 }
+_MESSAGE_EVENT = ("e.id", "'message.' || e.type")  # (event id, event type) of a message_events row
+_SUPPRESSION_CREATED = ("'evt_' || substr(e.id, 5)", "'suppression.created'")  # of a suppressions row
 
 
-def _queue_for_webhooks(dialect_name: str, events_source: str) -> str:
-    """INSERT of one webhook job per (event in `events_source`, webhook of its org that wants it)."""
+def _queue_for_webhooks(dialect_name: str, source: str, kind: tuple[str, str] = _MESSAGE_EVENT) -> str:
+    """INSERT of one webhook job per (row of `source`, webhook of its org that wants its event)."""
+    event_id, event_type = kind
+    wants = _WANTS_EVENT[dialect_name].format(event_type=event_type)
     return (
         "INSERT INTO webhook_jobs (event_id, webhook_id, org_id, event_type, attempts, next_attempt_at, created_at) "
-        "SELECT e.id, w.id, e.org_id, 'message.' || e.type, 0, e.created_at, e.created_at "
-        f"FROM {events_source} AS e JOIN webhooks AS w ON w.org_id = e.org_id "
-        f"WHERE w.enabled AND (json_array_length(w.events) = 0 OR {_WANTS_EVENT[dialect_name]})"
+        f"SELECT {event_id}, w.id, e.org_id, {event_type}, 0, e.created_at, e.created_at "
+        f"FROM {source} AS e JOIN webhooks AS w ON w.org_id = e.org_id "
+        f"WHERE w.enabled AND (json_array_length(w.events) = 0 OR {wants}) "
+        "ON CONFLICT (event_id, webhook_id) DO NOTHING"
     )
 
 
-_SQLITE_QUEUE_FOR_WEBHOOKS = text(
-    _queue_for_webhooks("sqlite", "message_events") + " AND e.id IN :event_ids"
-).bindparams(bindparam("event_ids", expanding=True))
+def _queue_listed(dialect_name: str, source: str, kind: tuple[str, str] = _MESSAGE_EVENT):
+    """`_queue_for_webhooks` for the rows of `source` whose ids are in the parameter `ids`."""
+    where = " AND e.id = ANY(:ids)" if dialect_name == "postgresql" else " AND e.id IN :ids"
+    statement = _queue_for_webhooks(dialect_name, source, kind).replace(" ON CONFLICT", where + " ON CONFLICT")
+    expanding = dialect_name != "postgresql"
+    return text(statement).bindparams(bindparam("ids", expanding=expanding))
+
+
+_QUEUE_LISTED_EVENTS = {name: _queue_listed(name, "message_events") for name in ("postgresql", "sqlite")}
+_QUEUE_NEW_SUPPRESSIONS = {
+    name: _queue_listed(name, "suppressions", _SUPPRESSION_CREATED) for name in ("postgresql", "sqlite")
+}
 
 
 async def write_events(connection: AsyncConnection, events: Sequence[EventRow]) -> None:
-    """The events and their webhook jobs, through SQLAlchemy, in the caller's transaction."""
+    """The events and their webhook jobs, through SQLAlchemy, in the caller's transaction; an event
+    already written (same id) is skipped, so an outcome written twice has its events once."""
     if not events:
         return
-    await connection.execute(insert(_EVENTS), [asdict(event) for event in events])
-    if connection.dialect.name == "postgresql":
-        statement = text(_queue_for_webhooks("postgresql", "message_events") + " AND e.id = ANY(:event_ids)")
-        await connection.execute(statement, {"event_ids": [event.id for event in events]})
-    else:
-        await connection.execute(_SQLITE_QUEUE_FOR_WEBHOOKS, {"event_ids": [event.id for event in events]})
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(_EVENTS).on_conflict_do_nothing(index_elements=["id"])
+    await connection.execute(statement, [asdict(event) for event in events])
+    await connection.execute(_QUEUE_LISTED_EVENTS[connection.dialect.name], {"ids": [event.id for event in events]})
 
 
 def _matching(given: Iterable[str], found: Iterable[str]) -> set[str]:
@@ -310,9 +344,12 @@ _PG_SUPPRESSED_MANY = (
     "SELECT s.org_id, s.email FROM suppressions AS s "
     "JOIN unnest($1::text[], $2::text[]) AS q(org_id, email) ON s.org_id = q.org_id AND s.email = q.email"
 )
-_PG_SUPPRESS = (
-    "INSERT INTO suppressions (id, org_id, email, reason, note, created_at) VALUES ($1, $2, $3, $4, $5, $6) "
-    "ON CONFLICT (org_id, email) DO NOTHING"
+_PG_SUPPRESS = (  # the new ones queued as suppression.created, as `add_suppressions` does
+    "WITH e AS (INSERT INTO suppressions (id, org_id, email, reason, note, created_at) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) "
+    "ON CONFLICT (org_id, email) DO NOTHING RETURNING id, org_id, created_at), "
+    f"jobs AS ({_queue_for_webhooks('postgresql', 'e', _SUPPRESSION_CREATED)}) "
+    "SELECT count(*) FROM e"
 )
 
 
@@ -341,7 +378,7 @@ def _pg_new_events(*, first: int) -> str:
     sources = ", ".join(f"${i}::{kind}" for i, kind in enumerate(_PG_EVENT_ARRAY_TYPES, start=first))
     return (
         f"new_events AS (INSERT INTO message_events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM unnest({sources}) "
-        "RETURNING id, org_id, type, created_at), "
+        "ON CONFLICT (id) DO NOTHING RETURNING id, org_id, type, created_at), "
         f"new_jobs AS ({_queue_for_webhooks('postgresql', 'new_events')})"
     )
 
@@ -436,8 +473,13 @@ class PostgresSendLog:
         self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None, events: Sequence[EventRow] = ()
     ) -> bool:
         if if_status is not None:  # a claim: rare, and its answer must be its own
-            assert not events, "a claim writes no events"
-            return await self._update(self._pool, row_id, values, if_status=if_status)
+            if not events:
+                return await self._update(self._pool, row_id, values, if_status=if_status)
+            async with self._pool.acquire() as connection, connection.transaction():
+                changed = await self._update(connection, row_id, values, if_status=if_status)
+                if changed:
+                    await connection.fetchval(_PG_ADD_EVENTS, *_event_arrays(events))
+                return changed
         shape = (bool(events), *values)
         group = self._updates.get(shape)
         if group is None:
@@ -479,9 +521,9 @@ class PostgresSendLog:
             await self._update(connection, row_id, values)
             if events:
                 await connection.fetchval(_PG_ADD_EVENTS, *_event_arrays(events))
-            await connection.executemany(
-                _PG_SUPPRESS, [tuple(r.values()) for r in suppression_rows(org_id, emails, reason="bounce", note=note)]
-            )
+            rows = suppression_rows(org_id, emails, reason="bounce", note=note)
+            if rows:
+                await connection.fetchval(_PG_SUPPRESS, *([row[name] for row in rows] for name in rows[0]))
 
     @staticmethod
     async def _update(executor, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
@@ -497,15 +539,20 @@ class PostgresSendLog:
         )
         return status == "UPDATE 1"
 
-    async def fail_queued_before(self, cutoff: datetime, values: Mapping[str, Any]) -> int:
+    async def fail_queued_before(
+        self, cutoff: datetime, values: Mapping[str, Any], *, event: Callable[[str, str], EventRow]
+    ) -> int:
         names = list(values)
         assignments = ", ".join(f"{_quoted(n)} = ${i}" for i, n in enumerate(names, start=2))
-        status = await self._pool.execute(
-            f"UPDATE messages SET {assignments} WHERE status = 'queued' AND updated_at < $1",
-            cutoff,
-            *(_to_database(n, values[n]) for n in names),
-        )
-        return int(status.rsplit(" ", 1)[1])
+        async with self._pool.acquire() as connection, connection.transaction():
+            settled = await connection.fetch(
+                f"UPDATE messages SET {assignments} WHERE status = 'queued' AND updated_at < $1 RETURNING id, org_id",
+                cutoff,
+                *(_to_database(n, values[n]) for n in names),
+            )
+            if settled:
+                await connection.fetchval(_PG_ADD_EVENTS, *_event_arrays(event(*record) for record in settled))
+        return len(settled)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -570,7 +617,8 @@ class SqlAlchemySendLog:
                 return await self._update(connection, row_id, values, if_status=if_status)
         async with self._engine.begin() as connection:
             changed = await self._update(connection, row_id, values, if_status=if_status)
-            await write_events(connection, events)
+            if changed:
+                await write_events(connection, events)
             return changed
 
     async def add_events(self, events: Sequence[EventRow]) -> None:
@@ -590,9 +638,7 @@ class SqlAlchemySendLog:
         async with self._engine.begin() as connection:
             await self._update(connection, row_id, values)
             await write_events(connection, events)
-            rows = suppression_rows(org_id, emails, reason="bounce", note=note)
-            if rows:
-                await connection.execute(suppressions_insert(self._engine.dialect.name, rows))
+            await add_suppressions(connection, org_id=org_id, emails=emails, reason="bounce", note=note)
 
     async def _update(
         self, connection, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None
@@ -612,13 +658,19 @@ class SqlAlchemySendLog:
             found = (await connection.execute(query)).first()
         return SendLogRow(**found._mapping) if found is not None else None
 
-    async def fail_queued_before(self, cutoff: datetime, values: Mapping[str, Any]) -> int:
+    async def fail_queued_before(
+        self, cutoff: datetime, values: Mapping[str, Any], *, event: Callable[[str, str], EventRow]
+    ) -> int:
         statement = (
-            update(_MESSAGES).where(_MESSAGES.c.status == "queued", _MESSAGES.c.updated_at < cutoff).values(values)
+            update(_MESSAGES)
+            .where(_MESSAGES.c.status == "queued", _MESSAGES.c.updated_at < cutoff)
+            .values(values)
+            .returning(_MESSAGES.c.id, _MESSAGES.c.org_id)
         )
-        async with self._autocommit() as connection:
-            result = await connection.execute(statement)
-        return result.rowcount or 0
+        async with self._engine.begin() as connection:
+            settled = (await connection.execute(statement)).all()
+            await write_events(connection, [event(row_id, org_id) for row_id, org_id in settled])
+        return len(settled)
 
     def _autocommit(self):
         return self._autocommit_engine.connect()

@@ -2,6 +2,9 @@
 
 The relay's answer is the truth about the message, so it reaches the row even while the database is
 briefly down (`record_durably`). Only an answer that leaves the outcome open is an exception here.
+The outcome (the row's new values and its events, ids included) is made once, before the first
+attempt to write it: a write retried after a lost commit reply writes the same events, which the
+send log then skips, instead of new ones.
 """
 
 from __future__ import annotations
@@ -59,20 +62,16 @@ async def relay_and_record(
     except NoReplyAfterData as exc:
         # RFC 1047: the relay read the whole message and may have queued it. Saying "retry" would
         # risk a second delivery; saying "failed" might be a lie. The row and the answer say "unknown".
-        reason = str(exc)
-        await record_durably(lambda: store_failure(log, row, code=OUTCOME_UNKNOWN, reason=reason))
-        raise RelayOutcomeUnknown(details={"messageId": row.id, "reason": reason}) from None
+        await store_failure(log, row, code=OUTCOME_UNKNOWN, reason=str(exc))
+        raise RelayOutcomeUnknown(details={"messageId": row.id, "reason": str(exc)}) from None
     except RelayTemporaryFailure as exc:
-        reason = str(exc)
-        await record_durably(lambda: store_failure(log, row, code="relay_unavailable", reason=reason))
-        raise RelayUnavailable(details={"messageId": row.id, "reason": reason}) from None
+        await store_failure(log, row, code="relay_unavailable", reason=str(exc))
+        raise RelayUnavailable(details={"messageId": row.id, "reason": str(exc)}) from None
     except Exception:
         # Not the relay's answer but our own failure: the relay did not take the message either.
-        await record_durably(
-            lambda: store_failure(log, row, code="internal_error", reason="internal error while relaying")
-        )
+        await store_failure(log, row, code="internal_error", reason="internal error while relaying")
         raise
-    await record_durably(lambda: record_result(log, row=row, result=result))
+    await record_result(log, row=row, result=result)
     if not result.accepted:
         raise RelayRejected(
             details={
@@ -112,9 +111,11 @@ async def record_result(log: SendLog, *, row: SendLogRow, result: RelayResult) -
     bounced = [email for email, (code, text) in result.rejected.items() if is_hard_bounce(code, text)]
     if bounced:  # the row, its events and its bounce suppressions change together
         note = f"rejected by the relay for {row.id}"
-        await log.record_bounces(row.id, values, org_id=row.org_id, emails=bounced, note=note, events=events)
+        await record_durably(
+            lambda: log.record_bounces(row.id, values, org_id=row.org_id, emails=bounced, note=note, events=events)
+        )
     else:
-        await log.update(row.id, values, events=events)
+        await record_durably(lambda: log.update(row.id, values, events=events))
     _apply(row, values)
 
 
@@ -128,8 +129,21 @@ def is_hard_bounce(code: int, text: str) -> bool:
 async def store_failure(log: SendLog, row: SendLogRow, *, code: str, reason: str) -> None:
     now = utcnow()
     values = dict(status="failed", error_code=code, error_message=reason, updated_at=now, last_event="failed")
-    await log.update(row.id, values, events=[_event(row, "failed", at=now, diagnostic=f"{code}: {reason}")])
+    events = [failed_event(row.id, row.org_id, code=code, reason=reason, at=now)]
+    await record_durably(lambda: log.update(row.id, values, events=events))
     _apply(row, values)
+
+
+def failed_event(row_id: str, org_id: str, *, code: str, reason: str, at: datetime | None = None) -> EventRow:
+    """The `failed` event of a row: the relay did not take the message, or may have (`code` says)."""
+    return EventRow(
+        id=new_id("evt"),
+        org_id=org_id,
+        message_id=row_id,
+        type="failed",
+        diagnostic=f"{code}: {reason}",
+        created_at=at or utcnow(),
+    )
 
 
 def _event(

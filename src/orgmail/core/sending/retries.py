@@ -9,7 +9,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from orgmail.core.sending.relaying import OUTCOME_UNKNOWN, ReturnPath, envelope_recipients, relay_and_record
+from orgmail.core.sending.relaying import (
+    OUTCOME_UNKNOWN,
+    ReturnPath,
+    envelope_recipients,
+    failed_event,
+    relay_and_record,
+)
 from orgmail.core.sending.validation import Limits
 from orgmail.db.sendlog import SendLog, SendLogRow
 from orgmail.db.tables import utcnow
@@ -55,7 +61,8 @@ async def replay(
         if earlier.status == "queued" and earlier.updated_at < utcnow() - _longest_relay(limits):
             # Queued for longer than any relay attempt lasts: the process relaying it stopped and no
             # start-up has settled it yet. Nobody knows whether the relay has it.
-            await log.update(earlier.id, _cut_off(), if_status="queued")
+            event = failed_event(earlier.id, earlier.org_id, code=OUTCOME_UNKNOWN, reason=_CUT_OFF_REASON)
+            await log.update(earlier.id, _cut_off(), if_status="queued", events=[event])
             earlier = await log.get(earlier.id) or earlier
             continue
         # Queued: the first request (or another retry) is relaying it right now. Its outcome is ours.
@@ -83,7 +90,14 @@ async def settle_unfinished_sends(log: SendLog, *, older_than: timedelta) -> int
     Whether the relay took it is unknown, so it becomes `failed` with `outcome_unknown` and is never
     relayed again on our own initiative; the caller can, with its idempotency key and `retryUnknown`.
     """
-    return await log.fail_queued_before(utcnow() - older_than, _cut_off())
+    return await log.fail_queued_before(
+        utcnow() - older_than,
+        _cut_off(),
+        event=lambda row_id, org_id: failed_event(row_id, org_id, code=OUTCOME_UNKNOWN, reason=_CUT_OFF_REASON),
+    )
+
+
+_CUT_OFF_REASON = "The service stopped while relaying; the relay may or may not have the message."
 
 
 def _cut_off() -> dict[str, object]:
@@ -91,8 +105,9 @@ def _cut_off() -> dict[str, object]:
     return {
         "status": "failed",
         "error_code": OUTCOME_UNKNOWN,
-        "error_message": "The service stopped while relaying; the relay may or may not have the message.",
+        "error_message": _CUT_OFF_REASON,
         "updated_at": utcnow(),
+        "last_event": "failed",
     }
 
 
