@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orgmail import __version__
-from orgmail.api import admin, domains, mailboxes, members, messages, suppressions, webhooks
+from orgmail.api import admin, autoconfig, domains, mailboxes, members, messages, suppressions, webhooks
 from orgmail.api.deps import ApiKeyCache
 from orgmail.api.errors import install_error_handlers
 from orgmail.api.limits import BodySizeLimit
@@ -30,6 +30,7 @@ from orgmail.core import webhook_dispatcher
 from orgmail.core.feedback import InboundReports
 from orgmail.core.mailboxes import tidy_periodically
 from orgmail.core.sending import Limits, ReturnPath, SendPipeline, settle_unfinished_sends
+from orgmail.db import postfix_copy
 from orgmail.db.sendlog import open_send_log
 from orgmail.db.session import (
     CONNECTION_FAILURE_TYPES,
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return_path=ReturnPath(settings.bounce_domain, settings.dsn_notify) if settings.bounce_domain else None,
         )
         await _settle_unfinished_sends(app, settings)
+        await postfix_copy.refresh(settings.database_url)  # a change whose refresh a crash cut off
         app.state.webhook_dispatcher = await webhook_dispatcher.start(app.state, event_data=webhooks.EVENT_DATA)
         # Everything loaded so far (modules, routes, SQLAlchemy and Pydantic machinery) lives as long
         # as the process: out of the collector's sight, a full collection scans only what requests
@@ -213,6 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(domains.router)
     app.include_router(webhooks.router)
+    app.include_router(autoconfig.router)
     if settings.admin_token:
         app.include_router(admin.router)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from orgmail.api.deps import Caller, DbSession, Store, org_scope
+from orgmail.api.deps import AppSettings, Caller, DbSession, Store, org_scope
 from orgmail.api.responses import errors
 from orgmail.api.schemas import (
     ByIdInput,
+    ClientSettings,
     ListInput,
     Mailbox,
     MailboxAssignInput,
@@ -17,7 +18,7 @@ from orgmail.api.schemas import (
     MailboxOut,
     Ok,
 )
-from orgmail.core import mailboxes
+from orgmail.core import client_settings, mailboxes
 
 router = APIRouter(prefix="/v1/mail/mailboxes", tags=["mailboxes"])
 
@@ -69,3 +70,16 @@ async def delete(body: ByIdInput, caller: Caller, session: DbSession, store: Sto
     org_id = await org_scope(session, caller, body.org_id)
     await mailboxes.delete_mailbox(session, org_id=org_id, mailbox_id=body.id, store=store)
     return Ok()
+
+
+@router.post("/clientSettings", responses=errors(403, 404))
+async def client_settings_(
+    body: ByIdInput, caller: Caller, session: DbSession, settings: AppSettings, request: Request
+) -> ClientSettings:
+    """The IMAP and submission servers, username and autoconfig URL a member's mail client needs."""
+    org_id = await org_scope(session, caller, body.org_id)
+    mailbox = await mailboxes.get_mailbox(session, org_id=org_id, mailbox_id=body.id)
+    found = client_settings.client_settings(
+        settings, address=mailbox.address, request_host=request.url.hostname or "", base_url=str(request.base_url)
+    )
+    return ClientSettings.model_validate(found)

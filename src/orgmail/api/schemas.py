@@ -247,6 +247,23 @@ class MailboxList(Schema):
     next_cursor: str | None
 
 
+class MailServer(Schema):
+    host: str
+    port: int
+    security: Literal["tls", "starttls"] = Field(
+        description="`tls`: implicit TLS from the first byte; `starttls`: STARTTLS after connecting."
+    )
+
+
+class ClientSettings(Schema):
+    """What a member types into a mail client for this mailbox; the password is the mailbox's own."""
+
+    username: str = Field(description="The full address, for IMAP and submission alike.")
+    imap: MailServer
+    submission: list[MailServer] = Field(description="Each SMTP submission listener that is on, implicit TLS first.")
+    autoconfig_url: str = Field(description="The Thunderbird autoconfig document orgmail serves for this address.")
+
+
 # --- suppressions --------------------------------------------------------------------------------
 SuppressionReason = Literal["manual", "bounce", "complaint", "unsubscribe"]
 
