@@ -427,7 +427,7 @@ async def test_rcpt_is_refused_for_anything_but_report_addresses(sender, smtp_re
         f"bounces+msg_{'0' * 10}{secrets.token_hex(8).upper()}@{BOUNCE_DOMAIN}",  # no such message
         f"bounces+{sent['id']}@example.net",  # another domain
         f"feedback@{sender.domain}",
-        f"postmaster@{BOUNCE_DOMAIN}",
+        f"postmaster@{sender.domain}",  # the org's postmaster is not ours to take
         f"{sent['id']}@{BOUNCE_DOMAIN}",
         "bob@example.net",  # no open relay
     ]
@@ -438,6 +438,15 @@ async def test_rcpt_is_refused_for_anything_but_report_addresses(sender, smtp_re
     assert [code for code, _ in mixed.rcpts] == [550, 250] and mixed.data is not None and mixed.data[0] == 250
     [row] = await listener.stored(message_id=sent["id"])
     assert row.envelope_recipient == verp(sent)
+
+
+async def test_the_postmaster_is_accepted_and_what_it_gets_is_kept(sender, smtp_relay, listener):
+    """RFC 5321 §4.5.1: mail for the postmaster (with the bounce domain, or alone) is taken."""
+    for postmaster in (f"Postmaster@{BOUNCE_DOMAIN}", "<Postmaster>"):
+        note = f"Subject: about your mail\r\nMessage-ID: <{secrets.token_hex(6)}@x.example>\r\n\r\nHello.\r\n".encode()
+        delivery = await listener.deliver(note, to=[postmaster])
+        assert delivery.rcpts == [(250, b"2.1.5 OK")] and delivery.data is not None and delivery.data[0] == 250
+    assert listener.count("unparsed") == 2  # kept whole, for a person to read
 
 
 async def test_another_orgs_message_is_never_touched(sender, smtp_relay, listener, relay_app, relay_http):

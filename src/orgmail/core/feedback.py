@@ -39,6 +39,7 @@ from orgmail.mail.reports import (
     DeliveryStatus,
     Report,
     is_feedback_address,
+    is_postmaster,
     message_row_id,
     parse_report,
     verp_message_id,
@@ -78,8 +79,9 @@ class InboundReports:
 
 
 async def accepts_recipient(engine: AsyncEngine, *, bounce_domain: str, address: str) -> bool:
-    """`feedback@<bounce domain>`, or `bounces+<id>@<bounce domain>` for a message in the send log."""
-    if is_feedback_address(address, bounce_domain=bounce_domain):
+    """`feedback@` and `postmaster@<bounce domain>`, or `bounces+<id>@<bounce domain>` for a message
+    in the send log."""
+    if is_feedback_address(address, bounce_domain=bounce_domain) or is_postmaster(address, bounce_domain=bounce_domain):
         return True
     message_id = verp_message_id(address, bounce_domain=bounce_domain)
     if message_id is None:

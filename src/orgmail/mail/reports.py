@@ -103,6 +103,13 @@ def is_feedback_address(address: str, *, bounce_domain: str) -> bool:
     return domain == bounce_domain.lower() and local.lower() == FEEDBACK_LOCAL_PART
 
 
+def is_postmaster(address: str, *, bounce_domain: str) -> bool:
+    """`postmaster@<bounce domain>`, or `<Postmaster>` alone: RFC 5321 §4.5.1 says a host that takes
+    mail must take mail for its postmaster (what arrives there is kept, like any report)."""
+    local, domain = _split(address)
+    return local.lower() == "postmaster" and domain in ("", bounce_domain.lower())
+
+
 def message_row_id(message_id_header: str) -> str | None:
     """The `msg_…` id in a Message-ID orgmail made (`<msg_…@sender domain>`), else None."""
     match = _ROW_ID_IN_MESSAGE_ID.fullmatch(message_id_header.strip())
@@ -293,5 +300,5 @@ def _message_id(value: object) -> str | None:
 def _split(address: str) -> tuple[str, str]:
     """(local part, lower-cased domain without a trailing dot) of an address, angle brackets or not."""
     bare = parseaddr(address)[1] or address.strip().strip("<>")
-    local, _, domain = bare.rpartition("@")
-    return local, domain.lower().rstrip(".")
+    local, at, domain = bare.rpartition("@")
+    return (local, domain.lower().rstrip(".")) if at else (bare, "")
