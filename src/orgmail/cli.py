@@ -385,6 +385,58 @@ def dovecot_config(
     typer.echo(f"and let deletes disconnect live sessions:  ORGMAIL_DOVECOT_CONFIG={files.config}")
 
 
+@app.command("postfix-config")
+def postfix_config(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the main.cf fragment and its lookup tables.")],
+    lmtp: Annotated[str, typer.Option(help="Dovecot's LMTP, where accepted mail goes.")] = "127.0.0.1:24",
+    inbound: Annotated[
+        str | None,
+        typer.Option(help="orgmail's inbound listener, for the bounce domain [default: ORGMAIL_INBOUND_LISTEN]."),
+    ] = None,
+) -> None:
+    """Write what a Postfix needs to be the MX of the orgs' domains (and of the bounce domain)."""
+    from orgmail.db.postfix_copy import rebuild, sqlite_database
+    from orgmail.mail.postfix import (
+        PostfixConfigError,
+        folder_blocking_postfix,
+        parse_host_port,
+        readable_by_postfix,
+        write_config,
+    )
+
+    settings = _settings()
+    try:
+        lmtp_at = parse_host_port(lmtp, option="--lmtp")
+        inbound_at = parse_host_port(inbound, option="--inbound") if inbound else settings.inbound_listen
+        out = out.resolve()
+        blocking = folder_blocking_postfix(out / "x")
+        if blocking is not None:
+            raise PostfixConfigError(f"Postfix (group postfix) cannot enter {blocking}: choose another --out")
+        settings = _migrated_settings()  # the views Postfix reads come with the migrations
+        files = write_config(settings, out_dir=out, lmtp=lmtp_at, inbound=inbound_at)
+        database = sqlite_database(settings.database_url)
+        if database is not None:
+            with _database_failures(settings):
+                copy = rebuild(database, create=True)
+            assert copy is not None
+            readable_by_postfix(copy)
+            blocking = folder_blocking_postfix(copy)
+            if blocking is not None:
+                raise PostfixConfigError(
+                    f"Postfix (group postfix) cannot enter {blocking}, so it cannot read {copy}: "
+                    "let it (chmod o+x or g+x with group postfix) or move the data folder (ORGMAIL_DATA_DIR)"
+                )
+    except PostfixConfigError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(EXIT_BAD_SETTINGS) from None
+    typer.echo(f"wrote {files.main_cf} and {', '.join(path.name for path in files.tables)} (mode 0640, group postfix)")
+    if files.lookup_copy is not None:
+        typer.echo(f"Postfix reads {files.lookup_copy}, which orgmail keeps up to date")
+    if files.holds_password:
+        typer.echo("the .cf tables hold the database password: keep them 0640, group postfix")
+    typer.echo(f"apply:  grep -v '^#' {files.main_cf} | xargs -d '\\n' postconf -e && postfix reload")
+
+
 @app.command()
 def purge() -> None:
     """Remove deleted mailboxes from the trash once ORGMAIL_MAILBOX_RETENTION days have passed

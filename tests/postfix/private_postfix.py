@@ -86,6 +86,7 @@ class PrivatePostfix:
     relay_domains: Sequence[str] = ()
     relay_recipients: Sequence[str] = ()
     timers: Mapping[str, str] = field(default_factory=lambda: dict(TEST_TIMERS))
+    extra_main_cf: str = ""  # appended last (so it wins): e.g. what `orgmail postfix-config` wrote
 
     @property
     def config_directory(self) -> Path:
@@ -122,9 +123,9 @@ class PrivatePostfix:
             "inet_protocols = ipv4",
             "mynetworks = 127.0.0.0/8",
             "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
-            f"relay_domains = {', '.join(self.relay_domains)}",
+            f"relay_domains = {', '.join(self.relay_domains)}" if self.relay_domains else "",
             f"relay_recipient_maps = regexp:{etc / 'relay_recipients'}" if self.relay_recipients else "",
-            f"transport_maps = texthash:{etc / 'transport'}",
+            f"transport_maps = texthash:{etc / 'transport'}" if self.transports else "",
             "smtpd_discard_ehlo_keywords =",  # the default, said out loud: DSN stays offered
             "message_size_limit = 20971520",  # above ORGMAIL_MAX_MESSAGE_BYTES (10 MiB; Postfix's default is less)
             # No DNS: next hops are [address]:port, and any name goes to getaddrinfo (/etc/hosts).
@@ -139,7 +140,7 @@ class PrivatePostfix:
             f"maillog_file_prefixes = {self.root}",
             *(f"{name} = {value}" for name, value in self.timers.items()),
         ]
-        return "\n".join(line for line in lines if line) + "\n"
+        return "\n".join(line for line in lines if line) + "\n" + self.extra_main_cf
 
     def master_cf(self) -> str:
         # Nothing chrooted: a chroot would need copies of /etc files inside the private queue folder.
@@ -160,6 +161,7 @@ class PrivatePostfix:
             "proxymap unix - - n - - proxymap",
             "smtp unix - - n - - smtp",
             "relay unix - - n - - smtp",
+            "lmtp unix - - n - - lmtp",
             "showq unix n - n - - showq",
             "error unix - - n - - error",
             "retry unix - - n - - error",

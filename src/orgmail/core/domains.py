@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import normalize_domain
 from orgmail.core.pages import Page, newest_first
+from orgmail.db import postfix_copy
 from orgmail.db.tables import DkimKey, Domain, Mailbox, utcnow
 from orgmail.errors import (
     DnsUnavailable,
@@ -57,6 +58,7 @@ async def mark_verified(session: AsyncSession, *, org_id: str, domain_id: str) -
         domain = await _owned_domain(session, org_id=org_id, domain_id=domain_id)
         domain.status = "verified"
         domain.verified_at = domain.verified_at or utcnow()
+    await postfix_copy.refresh(session.get_bind().engine.url)
     return domain
 
 
@@ -265,6 +267,7 @@ async def verify_domain(
             if domain.status != "verified":
                 domain.status = "verified"
                 domain.verified_at = utcnow()
+        await postfix_copy.refresh(session.get_bind().engine.url)  # Postfix takes mail for the domain from now on
     return DomainVerification(domain=_view(domain, keys), checks=checks)
 
 
@@ -315,4 +318,5 @@ async def delete_domain(session: AsyncSession, *, org_id: str, domain_id: str) -
     except IntegrityError:
         # A mailbox was created on the domain meanwhile; the foreign key refused the delete.
         raise DomainInUse(details={"domain": domain_name}) from None
+    await postfix_copy.refresh(session.get_bind().engine.url)
     forget_signing_keys(domain_id)

@@ -17,6 +17,7 @@ from orgmail.addresses import parse_email
 from orgmail.core.domains import require_verified_domain
 from orgmail.core.members import require_member
 from orgmail.core.pages import Page, newest_first
+from orgmail.db import postfix_copy
 from orgmail.db.tables import Mailbox, utcnow
 from orgmail.errors import MailboxTaken, NotFound
 from orgmail.ids import new_id
@@ -88,6 +89,7 @@ async def create_mailbox(
         if provisioned:
             await asyncio.to_thread(store.discard, mailbox_id)
         raise
+    await postfix_copy.refresh(session.get_bind().engine.url)  # Postfix takes mail for it from now on
     return mailbox, password
 
 
@@ -131,6 +133,7 @@ async def delete_mailbox(session: AsyncSession, *, org_id: str, mailbox_id: str,
         mailbox = await get_mailbox(session, org_id=org_id, mailbox_id=mailbox_id)
         address = mailbox.address
         await session.delete(mailbox)
+    await postfix_copy.refresh(session.get_bind().engine.url)  # and Postfix refuses it at RCPT from now on
     try:
         await asyncio.to_thread(store.retire, mailbox_id, address=address)
     except OSError as error:
