@@ -36,6 +36,7 @@ export interface OrgmailClient {
       list: OptionalCall<"/v1/mail/mailboxes/list">;
       assign: Call<"/v1/mail/mailboxes/assign">;
       delete: Call<"/v1/mail/mailboxes/delete">;
+      clientSettings: Call<"/v1/mail/mailboxes/clientSettings">;
     };
     messages: {
       send: Call<"/v1/mail/messages/send">;
@@ -141,6 +142,7 @@ export function createClient(options: ClientOptions): OrgmailClient {
         list: optionalCall("/v1/mail/mailboxes/list"),
         assign: call("/v1/mail/mailboxes/assign"),
         delete: call("/v1/mail/mailboxes/delete"),
+        clientSettings: call("/v1/mail/mailboxes/clientSettings"),
       },
       messages: {
         send: call("/v1/mail/messages/send"),

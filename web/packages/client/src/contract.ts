@@ -30,6 +30,8 @@ export type Mailbox = Output<"/v1/mail/mailboxes/get">["mailbox"];
 export type MailboxCreateInput = Input<"/v1/mail/mailboxes/create">;
 export type MailboxCreated = Output<"/v1/mail/mailboxes/create">;
 export type MailboxAssignInput = Input<"/v1/mail/mailboxes/assign">;
+export type ClientSettings = Output<"/v1/mail/mailboxes/clientSettings">;
+export type MailServer = ClientSettings["imap"];
 
 export type MailMessage = Output<"/v1/mail/messages/get">["message"];
 export type MailMessageStatus = MailMessage["status"];

@@ -188,6 +188,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/mail/mailboxes/clientSettings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Client Settings
+         * @description The IMAP and submission servers, username and autoconfig URL a member's mail client needs.
+         */
+        post: operations["client_settings__v1_mail_mailboxes_clientSettings_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/mail/mailboxes/create": {
         parameters: {
             query?: never;
@@ -642,6 +662,28 @@ export interface components {
              */
             orgId?: string | null;
         };
+        /**
+         * ClientSettings
+         * @description What a member types into a mail client for this mailbox; the password is the mailbox's own.
+         */
+        ClientSettings: {
+            /**
+             * Autoconfigurl
+             * @description The Thunderbird autoconfig document orgmail serves for this address.
+             */
+            autoconfigUrl: string;
+            imap: components["schemas"]["MailServer"];
+            /**
+             * Submission
+             * @description Each SMTP submission listener that is on, implicit TLS first.
+             */
+            submission: components["schemas"]["MailServer"][];
+            /**
+             * Username
+             * @description The full address, for IMAP and submission alike.
+             */
+            username: string;
+        };
         /** DnsCheck */
         DnsCheck: {
             /** Expected */
@@ -935,6 +977,19 @@ export interface components {
             text?: string | null;
             /** To */
             to: string | string[];
+        };
+        /** MailServer */
+        MailServer: {
+            /** Host */
+            host: string;
+            /** Port */
+            port: number;
+            /**
+             * Security
+             * @description `tls`: implicit TLS from the first byte; `starttls`: STARTTLS after connecting.
+             * @enum {string}
+             */
+            security: "tls" | "starttls";
         };
         /** Member */
         Member: {
@@ -2158,6 +2213,102 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MailboxOut"];
+                };
+            };
+            /** @description invalid_request, or domain_not_found */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description forbidden_org, or domain_not_verified */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description not_found, or member_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description message_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description rate_limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description internal_error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description unavailable (database), relay_unavailable or dns_unavailable, with Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    client_settings__v1_mail_mailboxes_clientSettings_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ByIdInput"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClientSettings"];
                 };
             };
             /** @description invalid_request, or domain_not_found */
