@@ -30,6 +30,7 @@ from orgmail.core import webhook_dispatcher
 from orgmail.core.feedback import InboundReports
 from orgmail.core.mailboxes import tidy_periodically
 from orgmail.core.sending import Limits, ReturnPath, SendPipeline, settle_unfinished_sends
+from orgmail.core.sending.submission import SubmissionIntake
 from orgmail.db import postfix_copy
 from orgmail.db.sendlog import open_send_log
 from orgmail.db.session import (
@@ -39,7 +40,7 @@ from orgmail.db.session import (
     is_connection_failure,
     ping,
 )
-from orgmail.mail import inbound
+from orgmail.mail import inbound, submission
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.dns import DnsTxtResolver
 from orgmail.mail.dovecot import DoveadmSessions
@@ -182,9 +183,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 reports=InboundReports(engine, bounce_domain=settings.bounce_domain),
                 registry=app.state.metrics_registry,
             )
+        submission_listener = None
+        if settings.submission_listen is not None or settings.submission_tls_listen is not None:
+            submission_listener = await submission.start(
+                settings, intake=SubmissionIntake(app.state.session_factory, app.state.send_pipeline)
+            )
+        app.state.submission_listener = submission_listener
         try:
             yield
         finally:
+            if submission_listener is not None:
+                await submission_listener.stop()  # before the relay and the send log it uses close
             if listener is not None:
                 await listener.stop()  # before the engine it stores through is disposed
             purger.cancel()

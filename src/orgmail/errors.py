@@ -112,3 +112,11 @@ class DomainInUse(OrgmailError):
 
 class DnsUnavailable(OrgmailError):
     code, status, message = "dns_unavailable", 503, "DNS could not be queried; try again shortly."
+
+
+class SenderNotAllowed(OrgmailError):
+    code, status, message = "sender_not_allowed", 403, "A mailbox may send only From (and Sender) its own address."
+
+
+class RecipientSuppressed(OrgmailError):
+    code, status, message = "recipient_suppressed", 422, "The organization suppresses that recipient."
