@@ -59,8 +59,8 @@ def test_sqlite_fragment_tables_and_a_copy_the_cli_keeps_up_to_date(folder):
     main_cf = (folder / "postfix" / "main.cf").read_text()
     out = folder / "postfix"
     for line in (
-        f"virtual_mailbox_domains = sqlite:{out}/domains.cf",
-        f"virtual_mailbox_maps = sqlite:{out}/mailboxes.cf",
+        f"virtual_mailbox_domains = proxy:sqlite:{out}/domains.cf",
+        f"virtual_mailbox_maps = proxy:sqlite:{out}/mailboxes.cf",
         "virtual_transport = lmtp:inet:127.0.0.1:2424",
         f"relay_domains = {BOUNCE_DOMAIN}",
         f"relay_recipient_maps = regexp:{out}/bounce-recipients.regexp",

@@ -128,8 +128,10 @@ def render(
         f"#   grep -v '^#' {out}/{MAIN_CF_NAME} | xargs -d '\\n' postconf -e",
         "# It grants no relaying (mynetworks, smtpd_relay_restrictions stay the deployment's).",
         "# The orgs' verified domains, and their live mailboxes: anyone else is refused at RCPT (550 5.1.1).",
-        f"virtual_mailbox_domains = {kind}:{out}/{DOMAINS_NAME}",
-        f"virtual_mailbox_maps = {kind}:{out}/{MAILBOXES_NAME}",
+        # Through proxymap, which Debian does not chroot (smtpd and trivial-rewrite it does): one
+        # reader of the database for all of Postfix, where a unix socket or the copy are in reach.
+        f"virtual_mailbox_domains = proxy:{kind}:{out}/{DOMAINS_NAME}",
+        f"virtual_mailbox_maps = proxy:{kind}:{out}/{MAILBOXES_NAME}",
         "smtpd_reject_unlisted_recipient = yes",
         "# Accepted mail goes to Dovecot, which stores it in the mailbox's Maildir.",
         f"virtual_transport = lmtp:inet:{lmtp_host}:{lmtp_port}",
