@@ -12,12 +12,16 @@ A job's life:
    A dispatcher that dies mid-attempt leaves its lease to run out, and the job is attempted again
    then: delivery is at least once.
 2. Body. At the first attempt the JSON body is made (the event and its message as they are now)
-   and stored in `payload` before anything is sent, so every retry sends the same bytes.
-3. POST, signed with the webhook's secret (`mail.webhook_client`, which checks the address again).
+   and stored in `payload` before anything is sent, so every retry sends the same bytes. The bodies
+   of a claimed batch are made together: one query each for its events, their messages and its
+   suppressions, one UPDATE for the payloads.
+3. POST, signed with the webhook's secret (`mail.webhook_client`, which checks the address again),
+   at most `per_endpoint` at a time to one origin.
 4. Record. Every attempt writes a `webhook_deliveries` row. A 2xx deletes the job; anything else
    sets its next attempt by the backoff (5 s, 30 s, 2 min, 10 min, 1 h, 6 h, then every 12 h) until
-   3 days after the event, when it is given up (deleted). A disabled webhook's jobs are dropped
-   unsent; a deleted webhook's went with it.
+   3 days after the event, when it is given up (deleted). The attempts that end while one record is
+   being written are written together in the next (group commit, `db.sendlog.Batcher`). A disabled
+   webhook's jobs are dropped unsent; a deleted webhook's went with it.
 
 A lost database is one log line and a growing pause (up to 30 s) between tries; the worker never
 raises into the service.
@@ -30,21 +34,22 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast
+from urllib.parse import urlsplit
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orgmail.config import Settings
 from orgmail.core.events import MessageEventView
-from orgmail.core.messages import get_message
+from orgmail.core.messages import MessageView
 from orgmail.core.webhooks import SUPPRESSION_CREATED, WEBHOOK_TEST, EventData, SuppressionView
-from orgmail.db.session import affected_rows, is_connection_failure
-from orgmail.db.tables import MessageEvent, Suppression, Webhook, WebhookDelivery, WebhookJob, utcnow
-from orgmail.errors import NotFound
+from orgmail.db.sendlog import Batcher
+from orgmail.db.session import is_connection_failure
+from orgmail.db.tables import Message, MessageEvent, Suppression, Webhook, WebhookDelivery, WebhookJob, utcnow
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.webhook_client import DeliveryResult, WebhookClient
@@ -78,22 +83,26 @@ class Schedule:
         return due if due <= event_at + timedelta(seconds=self.give_up_after) else None
 
 
+class _Undeliverable(Exception):
+    """The event's body cannot be made (what it is about no longer exists)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
     event_id: str
     webhook_id: str
     org_id: str
     event_type: str
-    payload: str | None
+    payload: str | _Undeliverable | None  # the body; the reason it cannot be made; None: not made yet
     attempt: int  # this attempt's number, counted at the claim
     created_at: datetime  # the event's time
     url: str | None = None  # None: the webhook is gone
     enabled: bool = False
     secret_encrypted: bytes = b""
 
-
-class _Undeliverable(Exception):
-    """The event's body cannot be made (what it is about no longer exists)."""
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.event_id, self.webhook_id)
 
 
 def _timestamp(moment: datetime) -> str:
@@ -114,6 +123,7 @@ class Dispatcher:
         idle_seconds: float = 1.0,
         batch_size: int = 32,
         max_in_flight: int = 64,
+        per_endpoint: int = 8,
         own_client: bool = False,
     ):
         self.session_factory = session_factory
@@ -125,12 +135,16 @@ class Dispatcher:
         self.idle_seconds = idle_seconds
         self.batch_size = batch_size
         self.max_in_flight = max_in_flight
+        self.per_endpoint = per_endpoint
         self._own_client = own_client
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._outage_since: datetime | None = None
         self._pause = 0.0
+        self._secrets: dict[str, tuple[bytes, str]] = {}  # webhook id -> (encrypted, decrypted)
+        self._endpoints: dict[str, asyncio.Semaphore] = {}  # origin -> its POST slots
+        self._recorder: Batcher[tuple[_Job, DeliveryResult, bool], None] = Batcher(self._record_many)
 
     # --- the loop ---------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -201,6 +215,8 @@ class Dispatcher:
 
     # --- one claim, one attempt -------------------------------------------------------------------
     async def _claim(self, limit: int) -> list[_Job]:
+        """Up to `limit` due jobs, leased to this dispatcher, each with its body (made now for those
+        attempted the first time: one query per kind of thing the batch's events are about)."""
         now = utcnow()
         due = (
             select(WebhookJob.event_id, WebhookJob.webhook_id)
@@ -255,6 +271,10 @@ class Dispatcher:
                     secret_encrypted=webhook.secret_encrypted if webhook else b"",
                 )
             )
+        first_attempts = [job for job in jobs if job.payload is None and job.url is not None and job.enabled]
+        if first_attempts:
+            bodies = await self._store_bodies(first_attempts)
+            jobs = [replace(job, payload=bodies.get(job.key, job.payload)) for job in jobs]
         return jobs
 
     async def _attempt(self, job: _Job) -> None:
@@ -264,59 +284,132 @@ class Dispatcher:
             if not job.enabled:
                 await self._drop(job)
                 return
-            try:
-                body = job.payload if job.payload is not None else await self._store_body(job)
-            except _Undeliverable as exc:
-                await self._record(job, DeliveryResult(None, 0, str(exc)), give_up=True)
+            if isinstance(job.payload, _Undeliverable):
+                await self._recorder.submit((job, DeliveryResult(None, 0, str(job.payload)), True))
                 return
-            try:
-                secret = self.vault.decrypt(job.secret_encrypted).decode()
-            except Exception:  # Fernet's InvalidToken: encrypted under another secret key
+            assert job.payload is not None  # made at the claim
+            secret = self._secret(job)
+            if secret is None:
                 error = "the webhook's secret cannot be decrypted (has the service's secret key changed?)"
-                await self._record(job, DeliveryResult(None, 0, error))
+                await self._recorder.submit((job, DeliveryResult(None, 0, error), False))
                 return
-            result = await self.client.post(job.url, secret=secret, event_id=job.event_id, body=body)
-            await self._record(job, result)
+            async with self._endpoint_slots(job.url):
+                result = await self.client.post(job.url, secret=secret, event_id=job.event_id, body=job.payload)
+            await self._recorder.submit((job, result, False))
         except Exception as exc:  # the lease runs out and the job is attempted again
+            if isinstance(exc, IntegrityError):
+                return  # the webhook was deleted meanwhile, with its jobs and its delivery log
             if is_connection_failure(exc):
                 log.warning("webhook dispatcher: database unreachable (%s) during an attempt", exc.__class__.__name__)
             else:
                 log.exception("webhook dispatcher: attempt %d of %s failed", job.attempt, job.event_id)
 
-    async def _store_body(self, job: _Job) -> str:
-        """Make the body once and keep it; if another dispatcher kept one first, that one is sent."""
-        async with self.session_factory() as session, session.begin():
-            body = await self._make_body(session, job)
-            key = (WebhookJob.event_id == job.event_id, WebhookJob.webhook_id == job.webhook_id)
-            stored = await session.execute(
-                update(WebhookJob).where(*key, WebhookJob.payload.is_(None)).values(payload=body)
-            )
-            if affected_rows(stored) == 0:
-                kept = await session.scalar(select(WebhookJob.payload).where(*key))
-                body = kept or body
-        return body
+    def _endpoint_slots(self, url: str) -> asyncio.Semaphore:
+        """At most `per_endpoint` POSTs to one origin at a time: one slow endpoint cannot take every
+        slot, none is flooded, and the client's pool holds few connections per host (httpcore's pool
+        scans every connection for every request it places: its cost grows with their number)."""
+        origin = urlsplit(url)._replace(path="", query="", fragment="").geturl()
+        slots = self._endpoints.get(origin)
+        if slots is None:
+            slots = self._endpoints[origin] = asyncio.Semaphore(self.per_endpoint)
+        return slots
 
-    async def _make_body(self, session: AsyncSession, job: _Job) -> str:
-        if job.event_type.startswith("message."):
-            event = await session.scalar(
-                select(MessageEvent).where(MessageEvent.id == job.event_id, MessageEvent.org_id == job.org_id)
-            )
-            if event is None:
-                raise _Undeliverable("the event no longer exists")
-            try:
-                message = await get_message(session, org_id=job.org_id, message_id=event.message_id)
-            except NotFound:
-                raise _Undeliverable("the event's message no longer exists") from None
-            data = self.event_data.message_event(MessageEventView.of(event), message)
-        elif job.event_type == SUPPRESSION_CREATED:
-            suppression = await session.scalar(
-                select(Suppression).where(
-                    Suppression.id == "sup_" + job.event_id.partition("_")[2], Suppression.org_id == job.org_id
+    def _secret(self, job: _Job) -> str | None:
+        """The webhook's signing secret, decrypted once per webhook (and again if it changes)."""
+        cached = self._secrets.get(job.webhook_id)
+        if cached is not None and cached[0] == job.secret_encrypted:
+            return cached[1]
+        try:
+            secret = self.vault.decrypt(job.secret_encrypted).decode()
+        except Exception:  # Fernet's InvalidToken: encrypted under another secret key
+            return None
+        self._secrets[job.webhook_id] = (job.secret_encrypted, secret)
+        return secret
+
+    async def _store_bodies(self, jobs: list[_Job]) -> dict[tuple[str, str], str | _Undeliverable]:
+        """Make the jobs' bodies once and keep them; where another dispatcher kept one first, that one
+        is sent. A job whose event's subject is gone gets the reason instead."""
+        async with self.session_factory() as session, session.begin():
+            made = await self._make_bodies(session, jobs)
+            kept = [dict(e=key[0], w=key[1], body=body) for key, body in made.items() if isinstance(body, str)]
+            if kept:
+                await session.execute(_STORE_PAYLOAD, kept)
+                stored = await session.execute(
+                    select(WebhookJob.event_id, WebhookJob.webhook_id, WebhookJob.payload).where(
+                        tuple_(WebhookJob.event_id, WebhookJob.webhook_id).in_([(k["e"], k["w"]) for k in kept])
+                    )
                 )
-            )
-            if suppression is None:
+                made.update({(e, w): payload for e, w, payload in stored.all() if payload is not None})
+        return made
+
+    async def _make_bodies(
+        self, session: AsyncSession, jobs: list[_Job]
+    ) -> dict[tuple[str, str], str | _Undeliverable]:
+        wanted_events = {job.event_id for job in jobs if job.event_type.startswith("message.")}
+        events = (
+            {
+                e.id: e
+                for e in (await session.scalars(select(MessageEvent).where(MessageEvent.id.in_(wanted_events)))).all()
+            }
+            if wanted_events
+            else {}
+        )
+        messages = (
+            {
+                m.id: m
+                for m in (
+                    await session.scalars(
+                        select(Message).where(Message.id.in_({e.message_id for e in events.values()}))
+                    )
+                ).all()
+            }
+            if events
+            else {}
+        )
+        wanted_suppressions = {_suppression_id(job.event_id) for job in jobs if job.event_type == SUPPRESSION_CREATED}
+        suppressions = (
+            {
+                s.id: s
+                for s in (
+                    await session.scalars(select(Suppression).where(Suppression.id.in_(wanted_suppressions)))
+                ).all()
+            }
+            if wanted_suppressions
+            else {}
+        )
+        bodies: dict[tuple[str, str], str | _Undeliverable] = {}
+        for job in jobs:
+            try:
+                data = self._data(job, events=events, messages=messages, suppressions=suppressions)
+            except _Undeliverable as exc:
+                bodies[job.key] = exc
+                continue
+            body = {"type": job.event_type, "createdAt": _timestamp(job.created_at), "data": data}
+            bodies[job.key] = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        return bodies
+
+    def _data(
+        self,
+        job: _Job,
+        *,
+        events: dict[str, MessageEvent],
+        messages: dict[str, Message],
+        suppressions: dict[str, Suppression],
+    ) -> dict[str, Any]:
+        """The `data` of the job's event, from what the batch read (each checked to be the job's org's)."""
+        if job.event_type.startswith("message."):
+            event = events.get(job.event_id)
+            if event is None or event.org_id != job.org_id:
+                raise _Undeliverable("the event no longer exists")
+            message = messages.get(event.message_id)
+            if message is None or message.org_id != job.org_id:
+                raise _Undeliverable("the event's message no longer exists")
+            return self.event_data.message_event(MessageEventView.of(event), MessageView.of(message))
+        if job.event_type == SUPPRESSION_CREATED:
+            suppression = suppressions.get(_suppression_id(job.event_id))
+            if suppression is None or suppression.org_id != job.org_id:
                 raise _Undeliverable("the suppression was removed before its event could be delivered")
-            data = self.event_data.suppression_created(
+            return self.event_data.suppression_created(
                 SuppressionView(
                     id=suppression.id,
                     org_id=suppression.org_id,
@@ -326,56 +419,74 @@ class Dispatcher:
                     created_at=suppression.created_at,
                 )
             )
-        elif job.event_type == WEBHOOK_TEST:
-            data = self.event_data.webhook_test(job.webhook_id)
-        else:
-            raise _Undeliverable(f"unknown event type {job.event_type!r}")
-        body = {"type": job.event_type, "createdAt": _timestamp(job.created_at), "data": data}
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        if job.event_type == WEBHOOK_TEST:
+            return self.event_data.webhook_test(job.webhook_id)
+        raise _Undeliverable(f"unknown event type {job.event_type!r}")
 
-    async def _record(self, job: _Job, result: DeliveryResult, *, give_up: bool = False) -> None:
-        """The attempt's delivery row, and the job deleted (delivered, given up) or rescheduled."""
+    async def _record_many(self, attempts: list[tuple[_Job, DeliveryResult, bool]]) -> list[None]:
+        """The attempts' delivery rows, and their jobs deleted (delivered, given up) or rescheduled,
+        in one transaction (group commit: the attempts that end while one is written go in the next)."""
         now = utcnow()
-        next_at = None
-        if not result.delivered and not give_up:
-            next_at = self.schedule.next_attempt(attempt=job.attempt, event_at=job.created_at, now=now)
-        error = result.error
-        if error is not None and next_at is None and not give_up:
-            error += "; given up: the retry period after the event is over"
-        key = (WebhookJob.event_id == job.event_id, WebhookJob.webhook_id == job.webhook_id)
-        try:
-            async with self.session_factory() as session, session.begin():
-                if next_at is None:
-                    await session.execute(delete(WebhookJob).where(*key))
-                else:  # unless another dispatcher claimed it since (its lease ran out): that one decides
-                    await session.execute(
-                        update(WebhookJob)
-                        .where(*key, WebhookJob.attempts == job.attempt)
-                        .values(next_attempt_at=next_at)
-                    )
-                await session.execute(
-                    insert(WebhookDelivery).values(
-                        id=new_id("whd"),
-                        org_id=job.org_id,
-                        webhook_id=job.webhook_id,
-                        event_id=job.event_id,
-                        event_type=job.event_type,
-                        attempt=job.attempt,
-                        status_code=result.status_code,
-                        duration_ms=result.duration_ms,
-                        error=error,
-                        next_attempt_at=next_at,
-                        created_at=now,
-                    )
+        deliveries, finished, retries = [], [], []
+        for job, result, give_up in attempts:
+            next_at = None
+            if not result.delivered and not give_up:
+                next_at = self.schedule.next_attempt(attempt=job.attempt, event_at=job.created_at, now=now)
+            error = result.error
+            if error is not None and next_at is None and not give_up:
+                error += "; given up: the retry period after the event is over"
+            if next_at is None:
+                finished.append(job.key)
+            else:  # unless another dispatcher claimed it since (its lease ran out): that one decides
+                retries.append(dict(e=job.event_id, w=job.webhook_id, a=job.attempt, next_at=next_at))
+            deliveries.append(
+                dict(
+                    id=new_id("whd"),
+                    org_id=job.org_id,
+                    webhook_id=job.webhook_id,
+                    event_id=job.event_id,
+                    event_type=job.event_type,
+                    attempt=job.attempt,
+                    status_code=result.status_code,
+                    duration_ms=result.duration_ms,
+                    error=error,
+                    next_attempt_at=next_at,
+                    created_at=now,
                 )
-        except IntegrityError:
-            pass  # the webhook was deleted meanwhile, with its jobs and its delivery log
+            )
+        async with self.session_factory() as session, session.begin():
+            if finished:
+                await session.execute(
+                    delete(WebhookJob).where(tuple_(WebhookJob.event_id, WebhookJob.webhook_id).in_(finished))
+                )
+            if retries:
+                await session.execute(_RESCHEDULE, retries)
+            await session.execute(insert(WebhookDelivery), deliveries)
+        return [None] * len(attempts)
 
     async def _drop(self, job: _Job) -> None:
         async with self.session_factory() as session, session.begin():
             await session.execute(
                 delete(WebhookJob).where(WebhookJob.event_id == job.event_id, WebhookJob.webhook_id == job.webhook_id)
             )
+
+
+_JOBS = cast(Table, WebhookJob.__table__)
+_STORE_PAYLOAD = (
+    update(_JOBS)
+    .where(_JOBS.c.event_id == bindparam("e"), _JOBS.c.webhook_id == bindparam("w"), _JOBS.c.payload.is_(None))
+    .values(payload=bindparam("body"))
+)
+_RESCHEDULE = (
+    update(_JOBS)
+    .where(_JOBS.c.event_id == bindparam("e"), _JOBS.c.webhook_id == bindparam("w"), _JOBS.c.attempts == bindparam("a"))
+    .values(next_attempt_at=bindparam("next_at"))
+)
+
+
+def _suppression_id(event_id: str) -> str:
+    """The suppression a `suppression.created` event id names: evt_01ABC → sup_01ABC."""
+    return "sup_" + event_id.partition("_")[2]
 
 
 async def start(

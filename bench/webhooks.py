@@ -1,0 +1,196 @@
+"""Benchmark: the webhook dispatcher alone, draining a queue of message events to a local receiver.
+
+    .venv/bin/python bench/webhooks.py                      # PostgreSQL and SQLite, 2,000 events
+    .venv/bin/python bench/webhooks.py --db postgresql --events 5000 --profile 25
+
+It provisions an org and a verified domain on a fresh database, a webhook for every event type to
+the receiver of bench/feedback.py (its own process: HTTP/1.1 keep-alive, 204 to every POST, every
+Nth signature checked with `standardwebhooks`), writes N sent messages with their `sent` events and
+webhook jobs in bulk (as the send log would), then starts one dispatcher in this process and times
+the drain: deliveries per second, and this process's CPU per delivery (nothing else runs in it;
+the receiver's and the database's CPU are not counted). `--profile N` prints the N functions with
+the most cumulative time (cProfile) over the drain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import send  # bench/send.py: databases, provisioning, the receiver
+
+from orgmail.api.webhooks import EVENT_DATA
+from orgmail.config import load_settings
+from orgmail.core import webhook_dispatcher
+from orgmail.core.webhooks import create_webhook
+from orgmail.db.sendlog import EventRow, SendLogRow, open_send_log
+from orgmail.db.session import create_engine, create_session_factory
+from orgmail.db.tables import utcnow
+from orgmail.ids import new_id
+from orgmail.mail.dkim import KeyVault
+
+
+def _row(org_id: str, domain: str) -> SendLogRow:
+    row_id, now = new_id("msg"), utcnow()
+    return SendLogRow(
+        id=row_id,
+        org_id=org_id,
+        from_address=f"Shop <orders@{domain}>",
+        to=["customer@example.net"],
+        cc=[],
+        bcc=[],
+        reply_to=[],
+        subject="Your order has shipped",
+        status="sent",
+        message_id=f"<{row_id}@{domain}>",
+        domain=domain,
+        dkim_selector="bench",
+        suppressed_recipients=[],
+        rejected_recipients=[],
+        tags={"order": "42"},
+        size_bytes=2300,
+        relay_response="250 2.0.0 Ok: queued",
+        error_code=None,
+        error_message=None,
+        idempotency_key=None,
+        request_hash="h",
+        raw=b"x",
+        created_at=now,
+        updated_at=now,
+        sent_at=now,
+        last_event="sent",
+    )
+
+
+async def _queue(settings, *, org_id: str, domain: str, count: int) -> None:
+    """`count` sent messages, each with its `sent` event and webhook job, written as sends write them."""
+    engine = create_engine(settings.database_url)
+    log = await open_send_log(settings.database_url, engine)
+    try:
+        for start in range(0, count, 200):
+            rows = [_row(org_id, domain) for _ in range(min(200, count - start))]
+            await asyncio.gather(*(log.insert(row) for row in rows))
+            events = [EventRow(id=new_id("evt"), org_id=org_id, message_id=row.id, type="sent") for row in rows]
+            await log.add_events(events)
+    finally:
+        await log.close()
+        await engine.dispose()
+
+
+async def _depth(settings) -> int:
+    from sqlalchemy import func, select
+
+    from orgmail.db.tables import WebhookJob
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            return int(await session.scalar(select(func.count()).select_from(WebhookJob)) or 0)
+    finally:
+        await engine.dispose()
+
+
+async def run_one(kind: str, *, events: int, verify_every: int, profile: int) -> dict:
+    data_dir = Path(tempfile.mkdtemp(prefix="orgmail-bench-webhooks-"))
+    url, database = await send.create_database(kind, data_dir)
+    port = send.free_port()
+    env = {"ORGMAIL_DATA_DIR": str(data_dir), "ORGMAIL_DATABASE_URL": url, "ORGMAIL_SECRET_KEY": "bench-secret"}
+    receiver = None
+    try:
+        _key, domain = await send.provision(env)
+        settings = load_settings(env, webhook_allow_private=True)
+        engine = create_engine(settings.database_url)
+        session_factory = create_session_factory(engine)
+        vault = KeyVault(settings.secret_key)
+        async with session_factory() as session:
+            org_id = (await session.execute(_first_org())).scalar_one()
+        async with session_factory() as session:
+            created = await create_webhook(
+                session, org_id=org_id, url=f"http://127.0.0.1:{port}/hook", vault=vault, allow_private=True
+            )
+        receiver, received = await send.start_receiver(port, created.secret, verify_every)
+        await _queue(settings, org_id=org_id, domain=domain, count=events)
+
+        state = _State(session_factory, settings, vault)
+        profiler = cProfile.Profile() if profile else None
+        cpu_before, began = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        dispatcher = await webhook_dispatcher.start(state, event_data=EVENT_DATA, idle_seconds=0.05)
+        deadline = began + max(60.0, events / 20)
+        while received.value < events and time.perf_counter() < deadline:
+            await asyncio.sleep(0.02)
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_before
+        await dispatcher.stop()
+        if profiler:
+            profiler.disable()
+        left = await _depth(settings)
+        stats = await send.receiver_stats(port)
+        await engine.dispose()
+        result = {
+            "db": kind,
+            "events": events,
+            "delivered": received.value,
+            "left_in_queue": left,
+            "seconds": round(elapsed, 2),
+            "deliveries_per_s": round(received.value / elapsed, 1),
+            "cpu_ms_per_delivery": round(cpu * 1000 / max(1, received.value), 2),
+            "duplicates": stats["duplicates"],
+            "signatures_checked": stats["signatures_checked"],
+            "signatures_failed": stats["signatures_failed"],
+        }
+        if profiler:
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(
+                profile
+            )
+            result["profile"] = out.getvalue()
+        return result
+    finally:
+        if receiver is not None:
+            receiver.terminate()
+        await send.drop_database(database)
+
+
+def _first_org():
+    from sqlalchemy import select
+
+    from orgmail.db.tables import Org
+
+    return select(Org.id).limit(1)
+
+
+class _State:
+    """What `webhook_dispatcher.start` reads from the app's state."""
+
+    def __init__(self, session_factory, settings, vault):
+        self.session_factory, self.settings, self.vault = session_factory, settings, vault
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["postgresql", "sqlite", "both"], default="both")
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--verify-every", type=int, default=50, help="the receiver checks every Nth signature")
+    parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cProfile)")
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}, load: {os.getloadavg()[0]:.2f}", flush=True)
+    for kind in ("postgresql", "sqlite") if args.db == "both" else (args.db,):
+        result = await run_one(kind, events=args.events, verify_every=args.verify_every, profile=args.profile)
+        profile = result.pop("profile", None)
+        print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+        if profile:
+            print(profile)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
