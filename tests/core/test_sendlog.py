@@ -10,11 +10,12 @@ import asyncio
 
 import asyncpg
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from orgmail.core.suppressions import add_suppression
-from orgmail.db.sendlog import Batcher, SendLogRow
-from orgmail.db.tables import utcnow
+from orgmail.db.sendlog import Batcher, EventRow, SendLogRow
+from orgmail.db.tables import MessageEvent, utcnow
 from orgmail.ids import new_id
 
 
@@ -89,6 +90,22 @@ async def test_a_message_id_finds_the_oldest_row_of_its_org_within_the_window(se
     assert found is not None and found.id == first.id
     later = await send_log.find_by_message_id(org_id=tenant.org_id, message_id="<same@client.example>", since=utcnow())
     assert later is None
+
+
+async def test_a_row_is_written_with_its_events_or_not_at_all(app, send_log, tenant):
+    first, twin = _row(tenant.org_id, key="with-events"), _row(tenant.org_id, key="with-events")
+    for row in (first, twin):
+        event = EventRow(id=new_id("evt"), org_id=tenant.org_id, message_id=row.id, type="suppressed")
+        row.status = "suppressed"
+        assert await send_log.insert(row, events=[event]) == (row is first)
+    assert (await send_log.get(first.id)) is not None and (await send_log.get(twin.id)) is None
+    async with app.state.session_factory() as session:
+        events = (
+            await session.scalars(
+                select(MessageEvent.message_id).where(MessageEvent.message_id.in_([first.id, twin.id]))
+            )
+        ).all()
+    assert events == [first.id]
 
 
 async def test_a_row_the_database_refuses_fails_alone(send_log, tenant):

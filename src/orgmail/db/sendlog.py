@@ -106,8 +106,9 @@ class SendLog(Protocol):
     async def suppressed_among(self, *, org_id: str, emails: Iterable[str]) -> set[str]:
         """The given addresses (as given) that the org suppresses, matched case-insensitively."""
 
-    async def insert(self, row: SendLogRow) -> bool:
-        """Write a new row; False (and nothing written) if the org already has its idempotency key."""
+    async def insert(self, row: SendLogRow, *, events: Sequence[EventRow] = ()) -> bool:
+        """Write a new row (with `events`, atomically, queued for webhooks); False (and nothing
+        written) if the org already has its idempotency key."""
 
     async def update(
         self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None, events: Sequence[EventRow] = ()
@@ -461,8 +462,15 @@ class PostgresSendLog:
         found = {(record[0], record[1]) for record in await self._pool.fetch(_PG_SUPPRESSED_MANY, orgs, emails)}
         return [{email for email in emails if (org_id, email) in found} for org_id, emails in checks]
 
-    async def insert(self, row: SendLogRow) -> bool:
-        return await self._inserts.submit(row)
+    async def insert(self, row: SendLogRow, *, events: Sequence[EventRow] = ()) -> bool:
+        if not events:  # the hot path: batched with the other sends' rows
+            return await self._inserts.submit(row)
+        async with self._pool.acquire() as connection, connection.transaction():
+            columns = [[_to_database(name, getattr(row, name))] for name in COLUMNS]
+            if not await connection.fetch(_PG_INSERT_MANY, *columns):
+                return False
+            await connection.fetchval(_PG_ADD_EVENTS, *_event_arrays(events))
+            return True
 
     async def _insert_many(self, rows: list[SendLogRow]) -> list[bool]:
         columns = [[_to_database(name, getattr(row, name)) for row in rows] for name in COLUMNS]
@@ -604,10 +612,16 @@ class SqlAlchemySendLog:
         async with self._autocommit() as connection:
             return _matching(given, (await connection.execute(self._suppressed, parameters)).scalars())
 
-    async def insert(self, row: SendLogRow) -> bool:
-        async with self._autocommit() as connection:
-            result = await connection.execute(self._insert_row, {name: getattr(row, name) for name in COLUMNS})
-            return result.rowcount == 1
+    async def insert(self, row: SendLogRow, *, events: Sequence[EventRow] = ()) -> bool:
+        values = {name: getattr(row, name) for name in COLUMNS}
+        if not events:
+            async with self._autocommit() as connection:
+                return (await connection.execute(self._insert_row, values)).rowcount == 1
+        async with self._engine.begin() as connection:
+            if (await connection.execute(self._insert_row, values)).rowcount != 1:
+                return False
+            await write_events(connection, events)
+            return True
 
     async def update(
         self, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None, events: Sequence[EventRow] = ()
