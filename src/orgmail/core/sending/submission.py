@@ -147,6 +147,9 @@ class SubmissionIntake:
 
     async def check_recipient(self, submitter: Submitter, address: str) -> None:
         """RecipientSuppressed (naming the reason) when the org suppresses `address`."""
+        # The send log's look-up is the hot path's (one pooled statement); the reason only when needed.
+        if not await self._pipeline.log.suppressed_among(org_id=submitter.org_id, emails=[address]):
+            return
         async with self._session_factory() as session:
             reason = await session.scalar(
                 select(Suppression.reason).where(
