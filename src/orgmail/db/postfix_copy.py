@@ -84,8 +84,8 @@ async def refresh(database_url: str | URL) -> None:
     or start puts it right.
     """
     database = sqlite_database(database_url)
-    if database is None:
-        return  # PostgreSQL: Postfix queries the views themselves
+    if database is None or not copy_path(database).exists():
+        return  # PostgreSQL (Postfix queries the views themselves), or no Postfix set up
     try:
         await asyncio.to_thread(rebuild, database, create=False)
     except (OSError, sqlite3.Error) as error:
