@@ -246,3 +246,21 @@ async def test_fifth_failed_auth_closes_and_blocks_that_address_only(sender, sub
     assert codes == [535, 535, 535, 535, 421] and closed
     assert await in_thread(login, "127.0.0.2") == 421  # the right key, from the same address: still 421
     assert await in_thread(login, "127.0.0.1") == 235  # other addresses are served
+
+
+async def test_relay_refusing_everyone_is_554_naming_the_row(sender, smtp_relay, submission_server):
+    smtp_relay.behaviour.refuse["bob@example.net"] = "550 5.1.1 no such user"
+    _rcpts, data = await in_thread(
+        _send, submission_server.port, "apikey", sender.key, message(sender), ["bob@example.net"]
+    )
+    assert data is not None and data[0] == 554
+    assert (await row(sender, _row_id(data)))["status"] == "bounced"
+
+
+async def test_a_message_without_from_is_550_and_writes_no_row(sender, smtp_relay, submission_server):
+    raw = b"To: bob@example.net\r\nSubject: who?\r\nMessage-ID: <nofrom@client.example>\r\n\r\nhi\r\n"
+    _rcpts, data = await in_thread(_send, submission_server.port, "apikey", sender.key, raw, ["bob@example.net"])
+    assert data is not None and data[0] == 550 and data[1].startswith(b"5.6.0")
+    listed = await sender.ok("/v1/mail/messages/list", {})
+    assert all(m["messageId"] != "<nofrom@client.example>" for m in listed["messages"])
+    assert smtp_relay.received == []
