@@ -264,3 +264,46 @@ async def test_a_message_without_from_is_550_and_writes_no_row(sender, smtp_rela
     listed = await sender.ok("/v1/mail/messages/list", {})
     assert all(m["messageId"] != "<nofrom@client.example>" for m in listed["messages"])
     assert smtp_relay.received == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\xff\xfe\x00garbage without any header\r\n",
+        b"From: \r\nTo: bob@example.net\r\n\r\nempty From\r\n",
+        b"From: not an address\r\n\r\nbody\r\n",
+        b"From: a@b.example, c@d.example\r\n\r\ntwo Froms\r\n",
+    ],
+)
+async def test_malformed_messages_are_refused_for_good(raw, sender, smtp_relay, submission_server):
+    _rcpts, data = await in_thread(_send, submission_server.port, "apikey", sender.key, raw, ["bob@example.net"])
+    assert data is not None and data[0] == 550, data
+    assert smtp_relay.received == []
+
+
+async def test_eight_bit_headers_are_sent_and_stored(sender, smtp_relay, submission_server):
+    raw = (
+        f"From: Zo\xc3\xab <ann@{sender.domain}>\r\nTo: bob@example.net\r\nSubject: caf\xc3\xa9 \xff\r\n\r\n"
+        "8-bit body: \xc3\xa9\r\n"
+    ).encode("latin-1")
+    _rcpts, data = await in_thread(_send, submission_server.port, "apikey", sender.key, raw, ["bob@example.net"])
+    assert data is not None and data[0] == 250, data
+    assert (await row(sender, _row_id(data)))["subject"] == "café \ufffd"
+    assert dkim.verify(smtp_relay.received[0].content, txt_records=sender.dkim_records) == [True, True]
+
+
+async def test_the_apps_lifespan_starts_and_stops_the_listener(settings, smtp_relay_server):
+    from orgmail.app import create_app
+
+    app = create_app(replace(settings, relay_url=smtp_relay_server.url, submission_listen=("127.0.0.1", 0)))
+    async with app.router.lifespan_context(app):
+        port = app.state.submission_listener.addresses[0][1]
+
+        def greet() -> tuple[int, bytes]:
+            with smtp_client(port) as client:
+                return client.noop()
+
+        assert (await in_thread(greet))[0] == 250
+    with pytest.raises(OSError):
+        await in_thread(smtp_client, port)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email import policy
 from email.generator import BytesGenerator
+from email.header import Header, decode_header
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses
@@ -92,7 +93,7 @@ def parse_submission(raw: bytes, *, recipients: Sequence[str], submitter: Submit
         cc=cc,
         bcc=[address for address in envelope if address.lower() not in shown],
         reply_to=_formatted(message, "Reply-To"),
-        subject=_one_line(message.get("Subject") or ""),
+        subject=_text(message.get("Subject") or ""),
         message_id=message_id if message_id and len(message_id) <= 900 else None,
         fingerprint=hashlib.sha256(raw).hexdigest(),
         size_bytes=len(raw),
@@ -173,13 +174,44 @@ def row_id_of(error: OrgmailError) -> str | None:
 
 
 def _addresses(message: Message, name: str) -> list[str]:
-    return [address for _name, address in getaddresses([str(v) for v in message.get_all(name, [])]) if address]
+    return [address for _name, address in getaddresses(_raw_values(message, name)) if address]
 
 
 def _formatted(message: Message, name: str) -> list[str]:
-    """Each address of the header as `Name <addr>` (or the bare address), display names as written."""
-    pairs = getaddresses([str(v) for v in message.get_all(name, [])])
-    return [f"{_one_line(n)} <{a}>" if n else a for n, a in pairs if a]
+    """Each address of the header as `Name <addr>` (or the bare address), display names decoded."""
+    pairs = getaddresses(_raw_values(message, name))
+    return [f"{_text(n)} <{a}>" if n else a for n, a in pairs if a]
+
+
+def _raw_values(message: Message, name: str) -> list[str]:
+    """The header's values as text; raw 8-bit bytes (compat32 hands them over as a `Header`) read as UTF-8."""
+    return [_undecoded(value) for value in message.get_all(name, [])]
+
+
+def _undecoded(value: object) -> str:
+    if isinstance(value, Header):
+        return "".join(_decoded(part, "utf-8") if isinstance(part, bytes) else part for part, _ in decode_header(value))
+    return str(value)
+
+
+def _text(value: object) -> str:
+    """A header value as the text a reader sees, on one line: RFC 2047 encoded words decoded, 8-bit
+    bytes read as UTF-8, anything undecodable U+FFFD (the database stores text, not bytes)."""
+    try:
+        parts = decode_header(value if isinstance(value, Header) else str(value))
+    except (ValueError, LookupError, TypeError):
+        parts = [(_undecoded(value), None)]
+    text = "".join(_decoded(part, charset) if isinstance(part, bytes) else part for part, charset in parts)
+    return " ".join(text.split())
+
+
+def _decoded(raw: bytes, charset: str | None) -> str:
+    if charset is None or charset == "unknown-8bit":
+        charset = "utf-8"
+    try:
+        return raw.decode(charset, "replace")
+    except LookupError:
+        return raw.decode("utf-8", "replace")
 
 
 def _bare(formatted: str) -> str:
@@ -188,7 +220,3 @@ def _bare(formatted: str) -> str:
 
 def _address(text: str) -> Address:
     return parse_email(text, field="from")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
