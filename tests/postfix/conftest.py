@@ -153,7 +153,7 @@ async def smarthost(request, postfix_binary, tmp_path_factory) -> AsyncIterator[
         relay_domains=[BOUNCE_DOMAIN],  # as the bounce domain's MX
         relay_recipients=[
             rf"^bounces\+msg_[0-9a-hjkmnp-tv-z]{{26}}@{BOUNCE_DOMAIN.replace('.', '[.]')}$",
-            rf"^feedback@{BOUNCE_DOMAIN.replace('.', '[.]')}$",
+            rf"^(feedback|postmaster)@{BOUNCE_DOMAIN.replace('.', '[.]')}$",
         ],
     )
     try:

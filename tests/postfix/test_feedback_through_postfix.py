@@ -260,7 +260,7 @@ async def test_postfix_as_the_bounce_domains_mx_passes_reports_on_and_relays_not
     )
     assert relaying.returncode == 24 and "554 5.7.1" in relaying.stdout, relaying.stdout  # no open relay
 
-    unknown = ("--from", "<>", "--to", f"postmaster@{BOUNCE_DOMAIN}", "--quit-after", "RCPT")
+    unknown = ("--from", "<>", "--to", f"abuse@{BOUNCE_DOMAIN}", "--quit-after", "RCPT")
     listener = await asyncio.to_thread(_swaks, swaks_binary, smarthost.inbound_port, *unknown)
     assert listener.returncode == 24 and "550 5.1.1" in listener.stdout, listener.stdout
     # relay_recipient_maps: what the listener would refuse, Postfix refuses at RCPT (no backscatter).
