@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,17 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     return {"ORGMAIL_DATA_DIR": str(data_dir), "ORGMAIL_DATABASE_URL": "", **extra}
 
 
-def test_dovecot_config_writes_private_files_that_dovecot_accepts(tmp_path):
-    data_dir, out = tmp_path / "data", tmp_path / "dovecot"
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A folder with a short path: Dovecot's unix sockets live under `--out` (108 bytes at most), and
+    pytest's own temporary folders can be longer than that (under pytest-xdist, by a worker's name)."""
+    folder = Path(tempfile.mkdtemp(prefix="om-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_dovecot_config_writes_private_files_that_dovecot_accepts(short_tmp):
+    data_dir, out = short_tmp / "data", short_tmp / "dovecot"
     result = runner.invoke(
         cli, ["dovecot-config", "--out", str(out), "--imap-port", "10143", "--lmtp-port", "10024"], env=_env(data_dir)
     )

@@ -4,6 +4,7 @@ listener, database and loopback relay (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import base64
+import logging
 import smtplib
 import socket
 import uuid
@@ -54,6 +55,17 @@ async def test_api_key_sends_signed_row_with_source_smtp(sender, smtp_relay, sub
     assert received.rcpt_tos == ["bob@example.net"]
     assert dkim.verify(received.content, txt_records=sender.dkim_records) == [True, True]
     assert b"\r\nDate: " in received.content and b"Message-ID: <app-1@client.example>" in received.content
+
+
+async def test_credentials_reach_no_log_even_at_debug(sender, smtp_relay, submission_server, caplog):
+    """aiosmtpd logs each command it reads ("mail.log", DEBUG and INFO) with AUTH's argument masked;
+    nothing of ours logs a credential either."""
+    caplog.set_level(logging.DEBUG)
+    raw = message(sender, message_id="<logged-1@client.example>")
+    _rcpts, data = await in_thread(_send, submission_server.port, "apikey", sender.key, raw, ["bob@example.net"])
+    assert data is not None and data[0] == 250
+    plain = base64.b64encode(f"\0apikey\0{sender.key}".encode()).decode()
+    assert sender.key not in caplog.text and plain not in caplog.text
 
 
 async def test_a_message_id_is_added_on_the_senders_domain(sender, smtp_relay, submission_server):

@@ -4,7 +4,9 @@
 - `senders`: the org's verified domain the From address is on, with its DKIM keys;
 - `pipeline`: `SendPipeline.send`, the stages in order
   (validate → idempotent replay? → resolve the sender domain → drop suppressed → build and sign
-  → write the row → relay → record the result);
+  → write the row → relay → record the result), and `SendPipeline.submit`, SMTP submission's door
+  into the same stages (resubmitted Message-ID? → resolve → drop suppressed → finish and sign → …);
+- `submission`: what a submission's credentials, recipients and message mean (DESIGN.md §10);
 - `relaying`: the relay stage and what its answer does to the row;
 - `retries`: replays of a key seen before, and rows a crash left `queued`.
 """

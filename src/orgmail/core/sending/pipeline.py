@@ -17,7 +17,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.core.messages import MessageView
-from orgmail.core.sending.relaying import ReturnPath, record_durably, relay_and_record
+from orgmail.core.sending.relaying import ReturnPath, relay_and_record
 from orgmail.core.sending.retries import replay
 from orgmail.core.sending.senders import Sender, SenderCache, resolve_sender_domain
 from orgmail.core.sending.submission import SubmittedMessage, finish_submitted
@@ -186,12 +186,11 @@ async def finish_and_sign(submitted: SubmittedMessage, *, sender: Sender, row: S
 async def write_row(log: SendLog, row: SendLogRow) -> SendLogRow | None:
     """Write the row (`queued`, or `suppressed` with nobody to send to). None once written; if a
     concurrent request with the same idempotency key wrote its row first, that row."""
+    events = []
     if row.raw is None:
         row.status = row.last_event = "suppressed"
-    if await log.insert(row):
-        if row.status == "suppressed":
-            event = EventRow(id=new_id("evt"), org_id=row.org_id, message_id=row.id, type="suppressed")
-            await record_durably(lambda: log.add_events([event]))
+        events.append(EventRow(id=new_id("evt"), org_id=row.org_id, message_id=row.id, type="suppressed"))
+    if await log.insert(row, events=events):  # a suppressed row and its event, together
         return None
     assert row.idempotency_key is not None  # without a key nothing can conflict
     earlier = await log.find(org_id=row.org_id, idempotency_key=row.idempotency_key)
