@@ -59,6 +59,9 @@ log = logging.getLogger("orgmail.webhooks")
 BACKOFF_SECONDS = (5.0, 30.0, 120.0, 600.0, 3600.0, 6 * 3600.0)  # after attempts 1 to 6
 REPEAT_EVERY_SECONDS = 12 * 3600.0  # after that
 GIVE_UP_AFTER_SECONDS = 3 * 86400.0  # since the event
+# After a claim that found some jobs but not a batch: a steady 200 sends/s queues a few per 50 ms, and
+# idling a whole poll interval then would let them wait up to a second and deliver a batch a second.
+BUSY_POLL_SECONDS = 0.05
 
 
 class AppState(Protocol):
@@ -191,9 +194,12 @@ class Dispatcher:
                 task = asyncio.create_task(self._attempt(job))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
-            if len(jobs) < wanted:  # nothing more is due: idle until the next poll or a wake-up
+            if not jobs:  # nothing is due: idle until the next poll or a wake-up
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
+            elif len(jobs) < wanted:  # events are arriving (other processes queue them): look again soon
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=min(self.idle_seconds, BUSY_POLL_SECONDS))
             else:
                 await asyncio.sleep(0)
 
