@@ -147,7 +147,10 @@ class Dispatcher:
         self._pause = 0.0
         self._secrets: dict[str, tuple[bytes, str]] = {}  # webhook id -> (encrypted, decrypted)
         self._endpoints: dict[str, asyncio.Semaphore] = {}  # origin -> its POST slots
-        self._recorder: Batcher[tuple[_Job, DeliveryResult, bool], None] = Batcher(self._record_many)
+        # Attempts end one by one: waiting 10 ms for the others to end gathers them into one transaction.
+        self._recorder: Batcher[tuple[_Job, DeliveryResult, bool], None] = Batcher(
+            self._record_many, linger_seconds=0.01
+        )
 
     # --- the loop ---------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -179,7 +182,7 @@ class Dispatcher:
     async def _run(self) -> None:
         while True:
             free = self.max_in_flight - len(self._in_flight)
-            if free <= 0:
+            if free < min(self.batch_size, self.max_in_flight) // 2:  # claim in batches, not one by one
                 await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
                 continue
             wanted = min(free, self.batch_size)

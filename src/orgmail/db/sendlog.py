@@ -249,9 +249,11 @@ class Batcher(Generic[Item, Result]):
         *,
         max_batch: int = 100,
         key: Callable[[Item], object] = id,
+        linger_seconds: float = 0.0,
     ):
         self._write_many = write_many
         self._max_batch = max_batch
+        self._linger = linger_seconds  # how long a lone item waits for company before it goes out
         self._key = key  # two items with one key never share a batch (two UPDATEs of one row)
         self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._writer: asyncio.Task | None = None
@@ -273,6 +275,8 @@ class Batcher(Generic[Item, Result]):
 
     async def _drain(self) -> None:
         try:
+            if self._linger:
+                await asyncio.sleep(self._linger)
             while self._queue:
                 batch = self._next_batch()
                 try:
