@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import httpx
 import pytest
 
 from orgmail.ids import new_id
+from orgmail.mail import dkim
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.fresh_database import fresh_database
 from tests.mail.conftest import TEST_LOCAL_CONFIG
@@ -56,6 +58,8 @@ class Mx:
     imap_port: int
     bounce_listener: SmtpTestRelay
     caller: dict[str, str]
+    smarthost: SmtpTestRelay  # orgmail's relay: where the member's replies go out
+    submission_port: int
 
     async def call(self, path: str, body: dict) -> dict:
         async with httpx.AsyncClient(base_url=self.server.base, timeout=30) as http:
@@ -161,7 +165,9 @@ async def mx(request, postfix_binary) -> AsyncIterator[Mx]:
     base_url = "sqlite" if backend == "sqlite" else POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+asyncpg://")
     bounce_listener = SmtpTestRelay()  # stands in for orgmail's inbound listener: it records what it gets
     await bounce_listener.start()
-    imap_port, lmtp_port = free_port(), free_port()
+    smarthost = SmtpTestRelay()
+    await smarthost.start()
+    imap_port, lmtp_port, submission_port = free_port(), free_port(), free_port()
     dovecot: subprocess.Popen | None = None
     postfix: PrivatePostfix | None = None
     try:
@@ -173,6 +179,8 @@ async def mx(request, postfix_binary) -> AsyncIterator[Mx]:
                 "ORGMAIL_BOUNCE_DOMAIN": BOUNCE_DOMAIN,
                 "ORGMAIL_INBOUND_LISTEN": f"127.0.0.1:{free_port()}",
                 "ORGMAIL_DOVECOT_CONFIG": str(root / "dovecot" / "dovecot.conf"),
+                "ORGMAIL_RELAY_URL": smarthost.url,
+                "ORGMAIL_SUBMISSION_LISTEN": f"127.0.0.1:{submission_port}",  # loopback: AUTH without TLS
             }
             written = orgmail(
                 "dovecot-config", "--out", str(root / "dovecot"),
@@ -211,7 +219,10 @@ async def mx(request, postfix_binary) -> AsyncIterator[Mx]:
                 for failure in (outcome for outcome in started if isinstance(outcome, BaseException)):
                     raise failure
                 caller = await provision_sender(server, admin_token=ADMIN_TOKEN, domain=DOMAIN)
-                mx = Mx(backend, root, database_url, postfix, server, imap_port, bounce_listener, caller)
+                mx = Mx(
+                    backend, root, database_url, postfix, server, imap_port, bounce_listener, caller,
+                    smarthost, submission_port,
+                )  # fmt: skip
                 await mx.call("/v1/mail/domains/add", {"name": PENDING_DOMAIN})  # never verified
                 yield mx
             finally:
@@ -223,6 +234,7 @@ async def mx(request, postfix_binary) -> AsyncIterator[Mx]:
             dovecot.terminate()
             dovecot.wait(15)
         await bounce_listener.stop()
+        await smarthost.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -292,3 +304,44 @@ async def test_orgmail_stopped_live_mailbox_is_not_refused(mx):
     assert (await mx.rcpt(mailbox["address"]))[0] == 250
     if code == 250:
         await mx.wait_for_inbox(mailbox["address"], password, ["While orgmail was stopped"])
+
+
+async def test_a_member_reads_internet_mail_over_imap_and_replies_through_submission_signed(mx):
+    """The round trip a member sees: an Internet sender -> Postfix -> Dovecot -> the member's IMAP
+    client -> a reply through orgmail's submission -> signed mail at the relay, both signatures good."""
+    mailbox, password = await mx.create_mailbox(f"dee@{DOMAIN}")
+    await mx.send(mailbox["address"], "Question from outside")
+    await mx.wait_for_inbox(mailbox["address"], password, ["Question from outside"])
+
+    def read_and_reply() -> bytes:
+        client = imaplib.IMAP4("127.0.0.1", mx.imap_port, timeout=10)
+        try:
+            client.login(mailbox["address"], password)
+            client.select("INBOX")
+            _, (ids,) = client.search(None, "ALL")
+            _, parts = client.fetch(ids.split()[-1], "(RFC822)")
+        finally:
+            client.logout()
+        original = message_from_bytes(parts[0][1])
+        reply = EmailMessage()
+        reply["From"] = mailbox["address"]
+        reply["To"] = original["From"]
+        reply["Subject"] = "Re: " + original["Subject"]
+        reply["In-Reply-To"] = original["Message-ID"]
+        reply.set_content("Here is the answer.\n")
+        with smtplib.SMTP("127.0.0.1", mx.submission_port, timeout=SMTP_TIMEOUT) as submission:
+            submission.login(mailbox["address"], password)  # the mailbox's own password
+            refused = submission.send_message(reply)
+            assert refused == {}
+        return original["Message-ID"].encode()
+
+    mx.smarthost.reset()
+    in_reply_to = await asyncio.to_thread(read_and_reply)
+    [relayed] = mx.smarthost.received
+    assert relayed.rcpt_tos == ["someone@outside.test"]
+    assert relayed.mail_from.startswith("bounces+msg_") and relayed.mail_from.endswith(f"@{BOUNCE_DOMAIN}")
+    assert b"In-Reply-To: " + in_reply_to in relayed.content and b"Bcc:" not in relayed.content
+    domain = next(d for d in (await mx.call("/v1/mail/domains/list", {}))["domains"] if d["name"] == DOMAIN)
+    published = (await mx.call("/v1/mail/domains/get", {"id": domain["id"]}))["records"]
+    records = {r["name"]: r["value"] for r in published if r["purpose"] == "dkim"}
+    assert dkim.verify(relayed.content, txt_records=records) == [True, True]
