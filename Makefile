@@ -48,8 +48,11 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Test files run in PYTEST_WORKERS processes (pytest-xdist), a whole file per process at a time.
+PYTEST_WORKERS ?= 2
+
 test: install system-deps lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) web-test
 
 # Removes the virtual environment and the web build outputs; ./data (database, mail, secret key) stays.

@@ -11,6 +11,7 @@ ENDPOINTS = [
     "/v1/mail/mailboxes/list",
     "/v1/mail/mailboxes/assign",
     "/v1/mail/mailboxes/delete",
+    "/v1/mail/mailboxes/clientSettings",
     "/v1/mail/suppressions/add",
     "/v1/mail/suppressions/list",
     "/v1/mail/suppressions/remove",
@@ -25,6 +26,13 @@ ENDPOINTS = [
     "/v1/mail/messages/send",
     "/v1/mail/messages/get",
     "/v1/mail/messages/list",
+    "/v1/mail/messages/events",
+    "/v1/mail/webhooks/create",
+    "/v1/mail/webhooks/list",
+    "/v1/mail/webhooks/get",
+    "/v1/mail/webhooks/delete",
+    "/v1/mail/webhooks/test",
+    "/v1/mail/webhooks/deliveries",
 ]
 FIELDS = [
     "address",
@@ -54,6 +62,12 @@ FIELDS = [
     "idempotencyKey",
     "status",
     "recipient",
+    "event",
+    "url",
+    "events",
+    "description",
+    "webhookId",
+    "retryUnknown",
 ]
 
 odd_text = st.text(max_size=50) | st.sampled_from(["\x00", "a\x00b", "\ud800", "x" * 5000, "a@b\r\nBcc: c@d.e"])
@@ -77,3 +91,8 @@ async def test_no_body_gets_a_server_error(tenant, path, body):
     if response.status_code != 200:
         error = response.json()["error"]
         assert set(error) <= {"code", "message", "details"} and error["code"] and error["message"]
+
+
+def test_every_mail_endpoint_is_fuzzed(app):
+    documented = {path for path in app.openapi()["paths"] if path.startswith("/v1/mail/")}
+    assert documented == set(ENDPOINTS)
