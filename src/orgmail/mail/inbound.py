@@ -17,21 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import ssl
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 from prometheus_client import CollectorRegistry, Counter
 
 from orgmail.config import Settings
 from orgmail.errors import Unavailable
+from orgmail.mail.smtp_server import SHUTTING_DOWN, Listener, TrackedSMTP, serve, server_tls_context
 
 logger = logging.getLogger("orgmail.inbound")
 
 MAX_REPORT_BYTES = 10 * 1024 * 1024  # larger is 552 (reports return headers only: RET=HDRS)
 MAX_RECIPIENTS = 50  # per transaction; a report has one
-STOP_GRACE_SECONDS = 5.0
 
 ReportResult = Literal["parsed", "unparsed", "duplicate"]
 REPORT_RESULTS: tuple[ReportResult, ...] = ("parsed", "unparsed", "duplicate")
@@ -59,7 +57,7 @@ REPLIES: dict[str, str] = {
     "parsed": "250 2.0.0 Report stored",
     "unparsed": "250 2.0.0 Report stored",
     "duplicate": "250 2.0.0 Report already stored",
-    "shutting down": "421 4.3.2 Service shutting down, try again later",
+    "shutting down": SHUTTING_DOWN,
 }
 FAILURE_REPLIES: dict[type[Exception], str] = {
     Unavailable: "451 4.3.0 Temporary failure, try again later",  # the database: the sender retries
@@ -82,12 +80,6 @@ def reports_counter(registry: CollectorRegistry) -> Counter:
     for result in REPORT_RESULTS:
         counter.labels(result)  # present in /metrics from the start, at 0
     return counter
-
-
-def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    return context
 
 
 class _ReportHandler:
@@ -149,30 +141,9 @@ def _without(parameters: re.Pattern[str], arg: str | None) -> str | None:
     return arg[:address_end] + parameters.sub("", arg[address_end:])
 
 
-class _ReportSMTP(SMTP):
+class _ReportSMTP(TrackedSMTP):
     """aiosmtpd's server, which answers 555 to parameters it does not know: here DSN parameters are
-    dropped before it reads them. Each connection keeps itself in the listener's set of sessions."""
-
-    def __init__(self, handler: _ReportHandler, *, sessions: set[_ReportSMTP], **kwargs: Any):
-        super().__init__(handler, **kwargs)
-        self._sessions = sessions
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._sessions.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._sessions.discard(self)
-        super().connection_lost(error)
-
-    @property
-    def in_transaction(self) -> bool:
-        return self.envelope is not None and self.envelope.mail_from is not None
-
-    def hang_up(self) -> None:
-        if isinstance(self.transport, asyncio.WriteTransport):  # None once the client is gone
-            self.transport.write(REPLIES["shutting down"].encode() + b"\r\n")
-            self.transport.close()
+    dropped before it reads them."""
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
@@ -183,35 +154,8 @@ class _ReportSMTP(SMTP):
         await super().smtp_RCPT(_without(_IGNORED_RCPT_PARAMETERS, arg))
 
 
-class InboundListener:
-    """A running listener: `await listener.stop()` ends it."""
-
-    def __init__(self, server: asyncio.Server, handler: _ReportHandler, sessions: set[_ReportSMTP]):
-        self._server = server
-        self._handler = handler
-        self._sessions = sessions
-        host, port = server.sockets[0].getsockname()[:2]
-        self.address: tuple[str, int] = (host, port)  # the port chosen, when asked for port 0
-
-    async def stop(self, *, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
-        """Stop accepting; give the transactions under way up to `grace_seconds` to end, then say 421
-        to every client still connected. A report being stored is stored (or rolled back, if the
-        database takes longer than the grace again): it was not answered 250 either way."""
-        self._server.close()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace_seconds
-        while self._busy() and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        for session in list(self._sessions):
-            session.hang_up()
-        if self._handler.storing:
-            _done, late = await asyncio.wait(set(self._handler.storing), timeout=grace_seconds)
-            for task in late:
-                task.cancel()
-        await self._server.wait_closed()
-
-    def _busy(self) -> bool:
-        return bool(self._handler.storing) or any(session.in_transaction for session in self._sessions)
+class InboundListener(Listener):
+    """A running listener: `await listener.stop()` ends it (a report being stored is stored first)."""
 
 
 async def start(
@@ -230,7 +174,7 @@ async def start(
     if settings.tls_cert is not None and settings.tls_key is not None:
         tls_context = server_tls_context(settings.tls_cert, settings.tls_key)
     handler = _ReportHandler(reports, counter=reports_counter(registry))
-    sessions: set[_ReportSMTP] = set()
+    sessions: set[TrackedSMTP] = set()
     loop = asyncio.get_running_loop()
 
     def protocol() -> _ReportSMTP:
@@ -245,6 +189,6 @@ async def start(
             loop=loop,
         )
 
-    server = await loop.create_server(protocol, host, port, reuse_port=True)
+    server = await serve(protocol, (host, port))
     logger.info("inbound listener on %s:%d for %s", host, port, settings.bounce_domain)
-    return InboundListener(server, handler, sessions)
+    return InboundListener([server], sessions, handler.storing)

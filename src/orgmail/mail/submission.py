@@ -39,11 +39,10 @@ from orgmail.errors import (
     Unauthorized,
     Unavailable,
 )
-from orgmail.mail.inbound import server_tls_context
+from orgmail.mail.smtp_server import SHUTTING_DOWN, Listener, TrackedSMTP, serve, server_tls_context
 
 logger = logging.getLogger("orgmail.submission")
 
-STOP_GRACE_SECONDS = 5.0
 AUTH_FAILURES_ALLOWED = 4  # the fifth failure within the window is answered 421 and closes
 AUTH_WINDOW_SECONDS = 300.0
 AUTH_BLOCK_SECONDS = 300.0
@@ -93,7 +92,7 @@ REPLIES: dict[str, str] = {
     "auth refused": "535 5.7.8 Authentication credentials invalid",
     "auth needs tls": "538 5.7.11 Encryption required for requested authentication mechanism",
     "auth throttled": "421 4.7.0 Too many failed logins, try again later",
-    "shutting down": "421 4.3.2 Service shutting down, try again later",
+    "shutting down": SHUTTING_DOWN,
 }
 FAILURE_REPLIES: dict[type[Exception], str] = {
     RecipientSuppressed: "550 5.7.1 Recipient suppressed ({reason})",
@@ -221,7 +220,7 @@ class _SubmissionHandler:
         return REPLIES["sent"].format(id=sent.id)
 
 
-class _SubmissionSMTP(SMTP):
+class _SubmissionSMTP(TrackedSMTP):
     """aiosmtpd's server with AUTH decided here: allowed over TLS (STARTTLS or implicit) or from
     loopback, throttled per client address, and checked by the intake, which is async (aiosmtpd's
     `authenticator` is called synchronously: it only hands over the decoded credentials)."""
@@ -233,26 +232,17 @@ class _SubmissionSMTP(SMTP):
         intake: Intake,
         throttle: AuthThrottle,
         implicit_tls: bool,
-        sessions: set[_SubmissionSMTP],
+        sessions: set[TrackedSMTP],
         **kwargs: Any,
     ):
-        super().__init__(handler, authenticator=self._hand_over, auth_required=True, **kwargs)
+        super().__init__(handler, sessions=sessions, authenticator=self._hand_over, auth_required=True, **kwargs)
         # aiosmtpd's own rule (AUTH only after its STARTTLS) knows neither implicit TLS nor loopback:
         # `smtp_AUTH` below applies ours. Set after construction, which would warn about it.
         self._auth_require_tls = False
         self._intake = intake
         self._throttle = throttle
         self._implicit_tls = implicit_tls
-        self._sessions = sessions
         self._credentials: LoginPassword | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._sessions.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._sessions.discard(self)
-        super().connection_lost(error)
 
     @property
     def client_address(self) -> str:
@@ -263,15 +253,6 @@ class _SubmissionSMTP(SMTP):
     def may_authenticate(self) -> bool:
         encrypted = self._implicit_tls or self._tls_protocol is not None
         return encrypted or (self.session is not None and _is_loopback(self.session.peer))
-
-    @property
-    def in_transaction(self) -> bool:
-        return self.envelope is not None and self.envelope.mail_from is not None
-
-    def hang_up(self, reply: str = REPLIES["shutting down"]) -> None:
-        if isinstance(self.transport, asyncio.WriteTransport) and not self.transport.is_closing():
-            self.transport.write(reply.encode() + b"\r\n")
-            self.transport.close()
 
     def _hand_over(self, server, session, envelope, mechanism: str, auth_data: Any) -> AuthResult:
         self._credentials = auth_data if isinstance(auth_data, LoginPassword) else None
@@ -308,35 +289,9 @@ class _SubmissionSMTP(SMTP):
         await self.push(REPLIES["auth accepted"])
 
 
-class SubmissionListener:
-    """The running listeners (STARTTLS and/or implicit TLS): `await listener.stop()` ends them."""
-
-    def __init__(self, servers: list[asyncio.Server], handler: _SubmissionHandler, sessions: set[_SubmissionSMTP]):
-        self._servers = servers
-        self._handler = handler
-        self._sessions = sessions
-        self.addresses: list[tuple[str, int]] = [tuple(server.sockets[0].getsockname()[:2]) for server in servers]
-
-    async def stop(self, *, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
-        """Stop accepting; give transactions under way up to `grace_seconds`, then 421 to every client
-        still connected. A message being relayed gets its relay's answer into its row either way."""
-        for server in self._servers:
-            server.close()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace_seconds
-        while self._busy() and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        for session in list(self._sessions):
-            session.hang_up()
-        if self._handler.sending:
-            _done, late = await asyncio.wait(set(self._handler.sending), timeout=grace_seconds)
-            for task in late:
-                task.cancel()
-        for server in self._servers:
-            await server.wait_closed()
-
-    def _busy(self) -> bool:
-        return bool(self._handler.sending) or any(session.in_transaction for session in self._sessions)
+class SubmissionListener(Listener):
+    """The running listeners (STARTTLS and/or implicit TLS): `await listener.stop()` ends them. A
+    message being relayed gets its relay's answer into its row either way."""
 
 
 async def start(settings: Settings, *, intake: Intake, hostname: str | None = None) -> SubmissionListener:
@@ -351,7 +306,7 @@ async def start(settings: Settings, *, intake: Intake, hostname: str | None = No
         raise ValueError("ORGMAIL_SUBMISSION_TLS_LISTEN needs ORGMAIL_TLS_CERT and ORGMAIL_TLS_KEY")
     handler = _SubmissionHandler(intake)
     throttle = AuthThrottle()
-    sessions: set[_SubmissionSMTP] = set()
+    sessions: set[TrackedSMTP] = set()
     loop = asyncio.get_running_loop()
     banner_name = hostname or settings.mail_host or "orgmail"
 
@@ -373,12 +328,10 @@ async def start(settings: Settings, *, intake: Intake, hostname: str | None = No
     servers: list[asyncio.Server] = []
     if settings.submission_listen is not None:
         host, port = settings.submission_listen
-        servers.append(await loop.create_server(lambda: protocol(implicit_tls=False), host, port, reuse_port=True))
+        servers.append(await serve(lambda: protocol(implicit_tls=False), (host, port)))
         logger.info("submission listener on %s:%d (%s)", host, port, "STARTTLS" if tls_context else "plain")
     if settings.submission_tls_listen is not None:
         host, port = settings.submission_tls_listen
-        servers.append(
-            await loop.create_server(lambda: protocol(implicit_tls=True), host, port, ssl=tls_context, reuse_port=True)
-        )
+        servers.append(await serve(lambda: protocol(implicit_tls=True), (host, port), implicit_tls=tls_context))
         logger.info("submission listener on %s:%d (implicit TLS)", host, port)
-    return SubmissionListener(servers, handler, sessions)
+    return SubmissionListener(servers, sessions, handler.sending)
