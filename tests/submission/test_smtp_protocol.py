@@ -3,6 +3,7 @@ listener, database and loopback relay (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import smtplib
@@ -219,6 +220,19 @@ async def test_resending_a_sent_message_id_answers_250_without_relaying(sender, 
     _rcpts, again = await in_thread(_send, submission_server.port, "apikey", sender.key, raw, ["bob@example.net"])
     assert first is not None and again is not None and first[0] == again[0] == 250
     assert _row_id(again) == _row_id(first)
+    assert len(smtp_relay.received) == 1
+
+
+async def test_one_message_id_submitted_twice_at_once_is_relayed_once(sender, smtp_relay, submission_server):
+    """First one wins, even when neither can see the other's row yet: the second waits for the first's outcome."""
+    smtp_relay.behaviour.delay_data = 0.3
+    raw = message(sender, message_id=f"<twice-{uuid.uuid4().hex}@client.example>")
+    both = await asyncio.gather(
+        *(in_thread(_send, submission_server.port, "apikey", sender.key, raw, ["bob@example.net"]) for _ in range(2))
+    )
+    replies = [data for _rcpts, data in both]
+    assert all(data is not None and data[0] == 250 for data in replies), replies
+    assert len({_row_id(data) for data in replies if data is not None}) == 1
     assert len(smtp_relay.received) == 1
 
 

@@ -9,6 +9,7 @@ refused it) or `suppressed` (nobody left to send to).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -237,11 +238,20 @@ def submitted_row(org_id: str, submitted: SubmittedMessage, sender: Sender, supp
         subject=submitted.subject,
         suppressed=suppressed,
         tags={},
-        idempotency_key=None,
+        idempotency_key=submission_key(submitted.message_id) if submitted.message_id else None,
         request_hash=submitted.fingerprint,
         message_id=submitted.message_id,
         source="smtp",
     )
+
+
+def submission_key(message_id: str) -> str:
+    """The idempotency key of a submitted Message-ID, so that two submissions of it at the same moment
+    write one row (the send log's unique key), the second replaying the first. The lookup before it
+    (`find_earlier_submission`) applies the 24 h window; the day in the key only keeps a Message-ID
+    used again days later from meeting its old row."""
+    digest = hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+    return f"smtp:{utcnow():%Y-%m-%d}:{digest}"
 
 
 def _queued_row(
