@@ -78,9 +78,8 @@ async def _queue(settings, *, org_id: str, domain: str, count: int) -> None:
     try:
         for start in range(0, count, 200):
             rows = [_row(org_id, domain) for _ in range(min(200, count - start))]
-            await asyncio.gather(*(log.insert(row) for row in rows))
-            events = [EventRow(id=new_id("evt"), org_id=org_id, message_id=row.id, type="sent") for row in rows]
-            await log.add_events(events)
+            sent = [EventRow(id=new_id("evt"), org_id=org_id, message_id=row.id, type="sent") for row in rows]
+            await asyncio.gather(*(log.insert(row, events=[event]) for row, event in zip(rows, sent, strict=True)))
     finally:
         await log.close()
         await engine.dispose()

@@ -418,16 +418,7 @@ class Dispatcher:
             suppression = suppressions.get(_suppression_id(job.event_id))
             if suppression is None or suppression.org_id != job.org_id:
                 raise _Undeliverable("the suppression was removed before its event could be delivered")
-            return self.event_data.suppression_created(
-                SuppressionView(
-                    id=suppression.id,
-                    org_id=suppression.org_id,
-                    email=suppression.email,
-                    reason=suppression.reason,
-                    note=suppression.note,
-                    created_at=suppression.created_at,
-                )
-            )
+            return self.event_data.suppression_created(SuppressionView.of(suppression))
         if job.event_type == WEBHOOK_TEST:
             return self.event_data.webhook_test(job.webhook_id)
         raise _Undeliverable(f"unknown event type {job.event_type!r}")

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.core.events import MessageEventView
 from orgmail.core.messages import MessageView
@@ -101,6 +101,14 @@ class SuppressionView:
     reason: str
     note: str | None
     created_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> SuppressionView:
+        """The view of a `suppressions` row: the same columns, copied by name."""
+        return cls(**{name: getattr(row, name) for name in _SUPPRESSION_FIELDS})
+
+
+_SUPPRESSION_FIELDS = tuple(f.name for f in fields(SuppressionView))
 
 
 class EventData(Protocol):
@@ -236,37 +244,6 @@ async def list_deliveries(
     query = select(WebhookDelivery).where(WebhookDelivery.org_id == org_id, WebhookDelivery.webhook_id == webhook_id)
     page = await newest_first(session, query, WebhookDelivery.id, limit=limit, cursor=cursor)
     return Page([WebhookDeliveryView.of(row) for row in page.items], page.next_cursor)
-
-
-def wants(stored_events: Sequence[Any], event_type: str) -> bool:
-    """Does a webhook with these stored event types (empty: every type) get `event_type`?"""
-    return not stored_events or event_type in stored_events
-
-
-async def queue_event(
-    session: AsyncSession | AsyncConnection, *, org_id: str, event_id: str, event_type: str, created_at: datetime
-) -> int:
-    """One job per enabled webhook of the org that wants the event, in the caller's transaction (a
-    session's or a connection's); how many. The send log queues message events in its own SQL."""
-    webhooks = (
-        await session.execute(select(Webhook.id, Webhook.events).where(Webhook.org_id == org_id, Webhook.enabled))
-    ).all()
-    jobs = [
-        dict(
-            event_id=event_id,
-            webhook_id=webhook_id,
-            org_id=org_id,
-            event_type=event_type,
-            attempts=0,
-            next_attempt_at=created_at,
-            created_at=created_at,
-        )
-        for webhook_id, stored_events in webhooks
-        if wants(stored_events, event_type)
-    ]
-    if jobs:
-        await session.execute(insert(WebhookJob), jobs)
-    return len(jobs)
 
 
 def suppression_event_id(suppression_id: str) -> str:

@@ -129,9 +129,6 @@ class SendLog(Protocol):
     ) -> None:
         """The row's outcome, its events and a `bounce` suppression per address, in one transaction."""
 
-    async def add_events(self, events: Sequence[EventRow]) -> None:
-        """Write events of rows that exist (and queue them for webhooks), in one transaction."""
-
     async def fail_queued_before(
         self, cutoff: datetime, values: Mapping[str, Any], *, event: Callable[[str, str], EventRow]
     ) -> int:
@@ -210,14 +207,19 @@ _QUEUE_NEW_SUPPRESSIONS = {
 }
 
 
+# Built once (on the send path: every outcome writes its events), values bound at execution.
+_INSERT_EVENTS = {
+    "postgresql": pg_insert(_EVENTS).on_conflict_do_nothing(index_elements=["id"]),
+    "sqlite": sqlite_insert(_EVENTS).on_conflict_do_nothing(index_elements=["id"]),
+}
+
+
 async def write_events(connection: AsyncConnection, events: Sequence[EventRow]) -> None:
     """The events and their webhook jobs, through SQLAlchemy, in the caller's transaction; an event
     already written (same id) is skipped, so an outcome written twice has its events once."""
     if not events:
         return
-    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(_EVENTS).on_conflict_do_nothing(index_elements=["id"])
-    await connection.execute(statement, [asdict(event) for event in events])
+    await connection.execute(_INSERT_EVENTS[connection.dialect.name], [asdict(event) for event in events])
     await connection.execute(_QUEUE_LISTED_EVENTS[connection.dialect.name], {"ids": [event.id for event in events]})
 
 
@@ -515,10 +517,6 @@ class PostgresSendLog:
         updated = {record[0] for record in await self._pool.fetch(statement, *arrays)}
         return [row_id in updated for row_id, _, _ in batch]
 
-    async def add_events(self, events: Sequence[EventRow]) -> None:
-        if events:
-            await self._pool.fetchval(_PG_ADD_EVENTS, *_event_arrays(events))
-
     async def record_bounces(
         self,
         row_id: str,
@@ -638,10 +636,6 @@ class SqlAlchemySendLog:
             if changed:
                 await write_events(connection, events)
             return changed
-
-    async def add_events(self, events: Sequence[EventRow]) -> None:
-        async with self._engine.begin() as connection:
-            await write_events(connection, events)
 
     async def record_bounces(
         self,
