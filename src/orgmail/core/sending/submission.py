@@ -21,7 +21,7 @@ from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import Address, parse_email
@@ -154,7 +154,7 @@ class SubmissionIntake:
         async with self._session_factory() as session:
             reason = await session.scalar(
                 select(Suppression.reason).where(
-                    Suppression.org_id == submitter.org_id, func.lower(Suppression.email) == address.lower()
+                    Suppression.org_id == submitter.org_id, Suppression.email == address.lower()
                 )
             )
         if reason is not None:
