@@ -534,6 +534,27 @@ async def settled(counter, until: asyncio.Task, quiet: float = 0.3, timeout: flo
             last, since = counter.value, time.perf_counter()
 
 
+async def start_service(env: dict[str, str], *, port: int, workers: int, log: Path) -> subprocess.Popen:
+    """`orgmail serve --workers N` in a session of its own (so its workers can be killed together),
+    once it answers /healthz; its stderr in `log`."""
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "orgmail"), "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        start_new_session=True,
+    )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as probe:
+        for _ in range(200):
+            try:
+                if (await probe.get("/healthz")).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+    os.killpg(server.pid, signal.SIGTERM)
+    raise RuntimeError("the service did not start: " + log.read_text()[-2000:])
+
+
 async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
     data_dir = Path(tempfile.mkdtemp(prefix=f"orgmail-bench-{kind}-"))
     script = data_dir / "send.lua"
@@ -557,30 +578,8 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
     server = receiver = monitor = queue = None
     try:
         key, domain = await provision(env)
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "orgmail"),
-                "serve",
-                "--port",
-                str(http_port),
-                "--workers",
-                str(args.workers),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(data_dir / "server.log").open("wb"),
-            start_new_session=True,
-        )
+        server = await start_service(env, port=http_port, workers=args.workers, log=data_dir / "server.log")
         base = f"http://127.0.0.1:{http_port}"
-        async with httpx.AsyncClient(base_url=base) as probe:
-            for _ in range(200):
-                try:
-                    if (await probe.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("the service did not start: " + (data_dir / "server.log").read_text()[-2000:])
         if with_feedback:
             hook_port = free_port()
             secret = await create_webhook(base, key, f"http://127.0.0.1:{hook_port}/hook")

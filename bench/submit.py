@@ -30,13 +30,10 @@ import json
 import multiprocessing
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import send  # bench/send.py, beside this file
 
 TEXT = send.TEXT
@@ -149,24 +146,8 @@ async def run_one(kind: str, args) -> dict:
     server = None
     try:
         key, domain = await send.provision(env)
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "orgmail"), "serve", "--port", str(http_port)]
-            + ["--workers", str(args.workers)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(data_dir / "server.log").open("wb"),
-            start_new_session=True,
-        )
+        server = await send.start_service(env, port=http_port, workers=args.workers, log=data_dir / "server.log")
         base = f"http://127.0.0.1:{http_port}"
-        async with httpx.AsyncClient(base_url=base) as probe:
-            for _ in range(200):
-                try:
-                    if (await probe.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("the service did not start: " + (data_dir / "server.log").read_text()[-2000:])
         service_pids = send.process_tree(server.pid)
         common = dict(service_pids=service_pids, sink=sink, delivered=delivered, kind=kind)
 
