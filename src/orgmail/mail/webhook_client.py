@@ -1,13 +1,16 @@
-"""Webhook POSTs: one httpx client, Standard Webhooks signatures, and the address rule (SSRF).
+"""Webhook POSTs: one aiohttp client session, Standard Webhooks signatures, and the address rule (SSRF).
 
-Every connection is checked where it is made: the network backend under httpx resolves the host
-itself (the system resolver), refuses loopback, private, link-local, multicast, unspecified and
-reserved addresses unless private destinations are allowed, and connects to an address it checked,
-so a name that resolves to a public address at the check and to 127.0.0.1 at the connect (DNS
-rebinding) cannot slip between the two. TLS still verifies the certificate for the URL's host name.
+Every connection is checked where it is made: host names reach aiohttp's connector only through
+`_GuardedResolver`, which resolves them (the system resolver), refuses loopback, private,
+link-local, multicast, unspecified and reserved addresses unless private destinations are allowed,
+and hands the connector the addresses it checked, so a name that resolves to a public address at
+the check and to 127.0.0.1 at the connect (DNS rebinding) cannot slip between the two. IP literals
+skip resolvers, so `post` checks those itself. TLS still verifies the certificate for the URL's host.
 
-httpx takes no network backend of its own; its connection pool does, so `_GuardedTransport` replaces
-the pool it builds: the one place here that touches a library's internals.
+Why aiohttp and not httpx (DESIGN.md §7 named httpx): a POST to a keep-alive endpoint costs httpx
+about 1.2 ms of CPU here (anyio, h11 in pure Python, a pool that scans every connection per
+request) and aiohttp 0.13-0.18 ms (llhttp in C); delivery shares its cores with sending, and at
+that difference webhooks halved the send rate (README, Performance).
 
 Results are values: a refused address, a timeout, a 500 or a redirect is a `DeliveryResult` with an
 `error`, never an exception.
@@ -23,10 +26,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpcore
-import httpx
-from httpcore import AsyncNetworkBackend, AsyncNetworkStream
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from standardwebhooks import Webhook
+from yarl import URL
 
 from orgmail import __version__
 
@@ -115,22 +118,40 @@ def _refusal_among(host: str, addresses: Iterable[IpAddress]) -> str | None:
     return None
 
 
+def _parsed(url: str) -> URL | None:
+    """The URL as aiohttp will use it, or None if it cannot be (IDNA included: yarl encodes it)."""
+    try:
+        parsed = URL(url)  # encodes the host (IDNA)
+        _ = parsed.host  # and decodes it: a label that is not valid punycode ("xn--zz") fails here
+    except (ValueError, UnicodeError, TypeError):  # idna.IDNAError is a UnicodeError
+        return None
+    return parsed
+
+
 def url_problem(url: str) -> str | None:
     """What makes `url` unusable as a webhook endpoint before any look-up (None: nothing)."""
-    try:
-        parsed = httpx.URL(url)
-        parsed.host, parsed.raw_host.decode("ascii")  # an IDNA label httpx cannot encode fails here
-    except (httpx.InvalidURL, ValueError, UnicodeError):  # idna.IDNAError is a UnicodeError
+    parsed = _parsed(url)
+    if parsed is None:
         return "not a valid URL"
     if not parsed.scheme:
         return "not an absolute http(s) URL"
     if parsed.scheme not in ("http", "https"):
         return "only http and https URLs are accepted"
-    if not parsed.host:
+    if not parsed.raw_host:
         return "the URL has no host"
-    if parsed.port is not None and not 0 < parsed.port < 65536:
+    if parsed.explicit_port is not None and not 0 < parsed.explicit_port < 65536:
         return "the port is not a number from 1 to 65535"
     return None
+
+
+def _literal_refusal(host: str, *, allow_private: bool) -> str | None:
+    """Why a host that needs no look-up may not be reached: a loopback name, or a refused literal."""
+    if allow_private:
+        return None
+    if (reason := host_refusal(host)) is not None:
+        return reason
+    literal = _literal(host)
+    return _refusal_among(host, [literal]) if literal is not None else None
 
 
 async def destination_problem(url: str, *, allow_private: bool, timeout_seconds: float = 5.0) -> str | None:
@@ -138,79 +159,51 @@ async def destination_problem(url: str, *, allow_private: bool, timeout_seconds:
     delivery checks again). `url` must have passed `url_problem`."""
     if allow_private:
         return None
-    parsed = httpx.URL(url)
-    host = parsed.raw_host.decode("ascii")  # IDNA-encoded by httpx, as it will be connected to
-    if (reason := host_refusal(host)) is not None:
+    parsed = URL(url)
+    host = parsed.raw_host or ""  # IDNA-encoded by yarl, as it will be connected to
+    if (reason := _literal_refusal(host, allow_private=False)) is not None:
         return reason
-    literal = _literal(host)
-    if literal is not None:
-        return _refusal_among(host, [literal])
+    if _literal(host) is not None:
+        return None  # a public address
     try:
         async with asyncio.timeout(timeout_seconds):
-            addresses = await resolve(host, parsed.port or (443 if parsed.scheme == "https" else 80))
+            addresses = await resolve(host, parsed.port or 80)
     except (OSError, UnicodeError, TimeoutError):
         return None
     return _refusal_among(host, addresses)
 
 
-class _GuardedBackend(AsyncNetworkBackend):
-    """httpcore's default backend, behind the address rule: it resolves, checks, then connects to
-    a checked address (each in turn, as the resolver ordered them)."""
+class _GuardedResolver(AbstractResolver):
+    """The system resolver behind the address rule: aiohttp connects only to the addresses this
+    returns, so every one of them has been checked (and its DNS cache keeps only checked ones).
+    IP literals never reach a resolver: `WebhookClient.post` checks those itself."""
 
     def __init__(self, *, allow_private: bool):
         self.allow_private = allow_private
-        self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> AsyncNetworkStream:
-        if self.allow_private:
-            return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        if (reason := host_refusal(host)) is not None:
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_UNSPEC) -> list[ResolveResult]:
+        if not self.allow_private and (reason := host_refusal(host)) is not None:
             raise DestinationRefused(f"refused: {reason}")
-        literal = _literal(host)
-        if literal is not None:
-            addresses = [literal]
-        else:
-            try:
-                async with asyncio.timeout(timeout):
-                    addresses = await resolve(host, port)
-            except (OSError, UnicodeError) as exc:
-                raise httpcore.ConnectError(f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}") from exc
-        if (reason := _refusal_among(host, addresses)) is not None:
+        try:
+            addresses = await resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise OSError(f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}") from exc
+        if not self.allow_private and (reason := _refusal_among(host, addresses)) is not None:
             raise DestinationRefused(f"refused: {reason}")
-        failure: Exception = httpcore.ConnectError(f"{host} has no address")
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(str(address), port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                failure = exc
-        raise failure
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(address),
+                port=port,
+                family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
 
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
-    ) -> AsyncNetworkStream:
-        raise DestinationRefused("refused: webhooks are not delivered to Unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _GuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, *, allow_private: bool, limits: httpx.Limits):
-        super().__init__(trust_env=False, limits=limits)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_GuardedBackend(allow_private=allow_private),
-        )
+    async def close(self) -> None:
+        return None
 
 
 def signature_headers(*, secret: str, event_id: str, timestamp: datetime, body: str) -> dict[str, str]:
@@ -230,17 +223,25 @@ class WebhookClient:
     """
 
     def __init__(self, *, allow_private: bool = False, timeout_seconds: float = 10.0, max_connections: int = 100):
+        self.allow_private = allow_private
         self.timeout_seconds = timeout_seconds
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30.0
-        )
-        self._client = httpx.AsyncClient(
-            transport=_GuardedTransport(allow_private=allow_private, limits=limits),
-            timeout=httpx.Timeout(timeout_seconds),
-            follow_redirects=False,
-            trust_env=False,
-            headers={"user-agent": f"orgmail/{__version__} (webhooks)", "content-type": "application/json"},
-        )
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None  # made in the loop that uses it
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                resolver=_GuardedResolver(allow_private=self.allow_private),
+                limit=self.max_connections,
+                keepalive_timeout=30.0,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),  # the whole exchange is bounded in `post`
+                trust_env=False,
+                headers={"user-agent": f"orgmail/{__version__} (webhooks)", "content-type": "application/json"},
+            )
+        return self._session
 
     async def post(
         self, url: str, *, secret: str, event_id: str, body: str, timestamp: datetime | None = None
@@ -253,19 +254,28 @@ class WebhookClient:
         def result(status_code: int | None, error: str | None) -> DeliveryResult:
             return DeliveryResult(status_code, round((time.perf_counter() - started) * 1000), error)
 
+        if (problem := url_problem(url)) is not None:  # checked at create; a row edited since is not sent
+            return result(None, f"refused: {problem}")
+        parsed = URL(url)
+        if (reason := _literal_refusal(parsed.raw_host or "", allow_private=self.allow_private)) is not None:
+            return result(None, f"refused: {reason}")
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                async with self._client.stream("POST", url, content=body.encode(), headers=headers) as response:
+                async with self._client().post(
+                    parsed, data=body.encode(), headers=headers, allow_redirects=False
+                ) as response:
                     answer = await _beginning(response)
         except DestinationRefused as exc:
             return result(None, str(exc))
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             return result(None, f"no answer within {self.timeout_seconds:g} s")
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientConnectorError as exc:
+            return result(None, f"{type(exc).__name__}: {_cause(exc)}")
+        except aiohttp.ClientError as exc:
             return result(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         except OSError as exc:
             return result(None, f"{type(exc).__name__}: {exc.strerror or exc}")
-        status = response.status_code
+        status = response.status
         if 200 <= status < 300:
             return result(status, None)
         if 300 <= status < 400:
@@ -274,18 +284,27 @@ class WebhookClient:
         return result(status, f"answered {status}" + (f": {answer}" if answer else ""))
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
-async def _beginning(response: httpx.Response) -> str:
+def _cause(exc: aiohttp.ClientConnectorError) -> str:
+    """What the connect failed on, without aiohttp's framing ("Cannot connect to host …")."""
+    inner = exc.os_error
+    return inner.strerror or str(inner) or type(inner).__name__
+
+
+async def _beginning(response: aiohttp.ClientResponse) -> str:
     """The start of the answer's body, printable, for the delivery log; the rest is read and
     dropped up to a bound (so the connection can be reused), beyond it the connection is closed."""
     kept, read = b"", 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.content.iter_chunked(16384):
         if len(kept) < 1024:
             kept += chunk[: 1024 - len(kept)]
         read += len(chunk)
         if read > 65536:
+            response.close()
             break
     text = kept.decode("utf-8", "replace")
     printable = "".join(ch if ch.isprintable() else " " for ch in text).strip()
