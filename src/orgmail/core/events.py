@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.db.tables import Message, MessageEvent
@@ -25,7 +26,8 @@ class MessageEventView:
     created_at: datetime
 
     @classmethod
-    def of(cls, row: MessageEvent) -> MessageEventView:
+    def of(cls, row: MessageEvent | Row[Any]) -> MessageEventView:
+        """The view of an ORM row or a result row with these columns: copied by name."""
         return cls(**{name: getattr(row, name) for name in _VIEW_FIELDS})
 
 

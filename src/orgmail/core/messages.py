@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, or_, select
+from sqlalchemy import Row, Text, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import parse_email
@@ -47,8 +47,9 @@ class MessageView:
     source: str
 
     @classmethod
-    def of(cls, row: Message | SendLogRow) -> MessageView:
-        """The view of an ORM row (reads) or a send log row (the send path): the same columns."""
+    def of(cls, row: Message | SendLogRow | Row[Any]) -> MessageView:
+        """The view of an ORM row (reads), a send log row (the send path) or a result row with
+        these columns (the webhook dispatcher): copied by name."""
         return cls(**{name: getattr(row, name) for name in _VIEW_FIELDS})
 
 

@@ -12,9 +12,9 @@ A job's life:
    A dispatcher that dies mid-attempt leaves its lease to run out, and the job is attempted again
    then: delivery is at least once.
 2. Body. At the first attempt the JSON body is made (the event and its message as they are now)
-   and stored in `payload` before anything is sent, so every retry sends the same bytes. The bodies
-   of a claimed batch are made together: one query each for its events, their messages and its
-   suppressions, one UPDATE for the payloads.
+   and stored in `payload`, in the claim's transaction and so before anything is sent: every retry
+   sends the same bytes. The bodies of a claimed batch are made together: one query each for its
+   events, their messages and its suppressions, one UPDATE for the payloads.
 3. POST, signed with the webhook's secret (`mail.webhook_client`, which checks the address again),
    at most `per_endpoint` at a time to one origin.
 4. Record. Every attempt writes a `webhook_deliveries` row. A 2xx deletes the job; anything else
@@ -34,12 +34,12 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Row, Table, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -224,8 +224,9 @@ class Dispatcher:
 
     # --- one claim, one attempt -------------------------------------------------------------------
     async def _claim(self, limit: int) -> list[_Job]:
-        """Up to `limit` due jobs, leased to this dispatcher, each with its body (made now for those
-        attempted the first time: one query per kind of thing the batch's events are about)."""
+        """Up to `limit` due jobs, leased to this dispatcher, each with its body: made now for those
+        attempted the first time (one query per kind of thing the batch's events are about) and
+        kept in the same transaction, which holds the jobs, so no other dispatcher makes one too."""
         now = utcnow()
         due = (
             select(WebhookJob.event_id, WebhookJob.webhook_id)
@@ -235,19 +236,10 @@ class Dispatcher:
             .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer and no such clause
         )
         claim = (
-            update(WebhookJob)
-            .where(tuple_(WebhookJob.event_id, WebhookJob.webhook_id).in_(due))
-            .values(next_attempt_at=now + self.lease, attempts=WebhookJob.attempts + 1)
-            .returning(
-                WebhookJob.event_id,
-                WebhookJob.webhook_id,
-                WebhookJob.org_id,
-                WebhookJob.event_type,
-                WebhookJob.payload,
-                WebhookJob.attempts,
-                WebhookJob.created_at,
-            )
-            .execution_options(synchronize_session=False)
+            update(_JOBS)
+            .where(tuple_(_JOBS.c.event_id, _JOBS.c.webhook_id).in_(due))
+            .values(next_attempt_at=now + self.lease, attempts=_JOBS.c.attempts + 1)
+            .returning(*_CLAIMED)
         )
         async with self.session_factory() as session, session.begin():
             claimed = (await session.execute(claim)).all()
@@ -263,27 +255,14 @@ class Dispatcher:
                     )
                 ).all()
             }
-        jobs = []
-        for row in claimed:
-            webhook = webhooks.get(row.webhook_id)
-            jobs.append(
-                _Job(
-                    event_id=row.event_id,
-                    webhook_id=row.webhook_id,
-                    org_id=row.org_id,
-                    event_type=row.event_type,
-                    payload=row.payload,
-                    attempt=row.attempts,
-                    created_at=row.created_at,
-                    url=webhook.url if webhook else None,
-                    enabled=bool(webhook and webhook.enabled),
-                    secret_encrypted=webhook.secret_encrypted if webhook else b"",
-                )
-            )
-        first_attempts = [job for job in jobs if job.payload is None and job.url is not None and job.enabled]
-        if first_attempts:
-            bodies = await self._store_bodies(first_attempts)
-            jobs = [replace(job, payload=bodies.get(job.key, job.payload)) for job in jobs]
+            jobs = [_job(row, webhooks.get(row.webhook_id)) for row in claimed]
+            first_attempts = [job for job in jobs if job.payload is None and job.url is not None and job.enabled]
+            if first_attempts:
+                bodies = await self._make_bodies(session, first_attempts)
+                kept = [dict(e=key[0], w=key[1], body=body) for key, body in bodies.items() if isinstance(body, str)]
+                if kept:
+                    await session.execute(_STORE_PAYLOAD, kept)
+                jobs = [replace(job, payload=bodies.get(job.key, job.payload)) for job in jobs]
         return jobs
 
     async def _attempt(self, job: _Job) -> None:
@@ -335,57 +314,14 @@ class Dispatcher:
         self._secrets[job.webhook_id] = (job.secret_encrypted, secret)
         return secret
 
-    async def _store_bodies(self, jobs: list[_Job]) -> dict[tuple[str, str], str | _Undeliverable]:
-        """Make the jobs' bodies once and keep them; where another dispatcher kept one first, that one
-        is sent. A job whose event's subject is gone gets the reason instead."""
-        async with self.session_factory() as session, session.begin():
-            made = await self._make_bodies(session, jobs)
-            kept = [dict(e=key[0], w=key[1], body=body) for key, body in made.items() if isinstance(body, str)]
-            if kept:
-                await session.execute(_STORE_PAYLOAD, kept)
-                stored = await session.execute(
-                    select(WebhookJob.event_id, WebhookJob.webhook_id, WebhookJob.payload).where(
-                        tuple_(WebhookJob.event_id, WebhookJob.webhook_id).in_([(k["e"], k["w"]) for k in kept])
-                    )
-                )
-                made.update({(e, w): payload for e, w, payload in stored.all() if payload is not None})
-        return made
-
     async def _make_bodies(
         self, session: AsyncSession, jobs: list[_Job]
     ) -> dict[tuple[str, str], str | _Undeliverable]:
         wanted_events = {job.event_id for job in jobs if job.event_type.startswith("message.")}
-        events = (
-            {
-                e.id: e
-                for e in (await session.scalars(select(MessageEvent).where(MessageEvent.id.in_(wanted_events)))).all()
-            }
-            if wanted_events
-            else {}
-        )
-        messages = (
-            {
-                m.id: m
-                for m in (
-                    await session.scalars(
-                        select(Message).where(Message.id.in_({e.message_id for e in events.values()}))
-                    )
-                ).all()
-            }
-            if events
-            else {}
-        )
+        events = await _rows_by_id(session, _EVENT_COLUMNS, MessageEvent.id, wanted_events)
+        messages = await _rows_by_id(session, _MESSAGE_COLUMNS, Message.id, {e.message_id for e in events.values()})
         wanted_suppressions = {_suppression_id(job.event_id) for job in jobs if job.event_type == SUPPRESSION_CREATED}
-        suppressions = (
-            {
-                s.id: s
-                for s in (
-                    await session.scalars(select(Suppression).where(Suppression.id.in_(wanted_suppressions)))
-                ).all()
-            }
-            if wanted_suppressions
-            else {}
-        )
+        suppressions = await _rows_by_id(session, _SUPPRESSION_COLUMNS, Suppression.id, wanted_suppressions)
         bodies: dict[tuple[str, str], str | _Undeliverable] = {}
         for job in jobs:
             try:
@@ -401,9 +337,9 @@ class Dispatcher:
         self,
         job: _Job,
         *,
-        events: dict[str, MessageEvent],
-        messages: dict[str, Message],
-        suppressions: dict[str, Suppression],
+        events: dict[str, Row[Any]],
+        messages: dict[str, Row[Any]],
+        suppressions: dict[str, Row[Any]],
     ) -> dict[str, Any]:
         """The `data` of the job's event, from what the batch read (each checked to be the job's org's)."""
         if job.event_type.startswith("message."):
@@ -461,7 +397,7 @@ class Dispatcher:
                 )
             if retries:
                 await session.execute(_RESCHEDULE, retries)
-            await session.execute(insert(WebhookDelivery), deliveries)
+            await session.execute(_LOG_ATTEMPTS, deliveries)
         return [None] * len(attempts)
 
     async def _drop(self, job: _Job) -> None:
@@ -472,6 +408,14 @@ class Dispatcher:
 
 
 _JOBS = cast(Table, WebhookJob.__table__)
+_CLAIMED = [
+    _JOBS.c[name] for name in ("event_id", "webhook_id", "org_id", "event_type", "payload", "attempts", "created_at")
+]
+_LOG_ATTEMPTS = insert(cast(Table, WebhookDelivery.__table__))
+# What the bodies are made of: the views' columns only (a message's signed bytes stay in the database).
+_EVENT_COLUMNS = [getattr(MessageEvent, f.name) for f in fields(MessageEventView)]
+_MESSAGE_COLUMNS = [getattr(Message, f.name) for f in fields(MessageView)]
+_SUPPRESSION_COLUMNS = [getattr(Suppression, f.name) for f in fields(SuppressionView)]
 _STORE_PAYLOAD = (
     update(_JOBS)
     .where(_JOBS.c.event_id == bindparam("e"), _JOBS.c.webhook_id == bindparam("w"), _JOBS.c.payload.is_(None))
@@ -482,6 +426,28 @@ _RESCHEDULE = (
     .where(_JOBS.c.event_id == bindparam("e"), _JOBS.c.webhook_id == bindparam("w"), _JOBS.c.attempts == bindparam("a"))
     .values(next_attempt_at=bindparam("next_at"))
 )
+
+
+def _job(row: Row[Any], webhook: Row[str, str, bool, bytes] | None) -> _Job:
+    return _Job(
+        event_id=row.event_id,
+        webhook_id=row.webhook_id,
+        org_id=row.org_id,
+        event_type=row.event_type,
+        payload=row.payload,
+        attempt=row.attempts,
+        created_at=row.created_at,
+        url=webhook.url if webhook else None,
+        enabled=bool(webhook and webhook.enabled),
+        secret_encrypted=webhook.secret_encrypted if webhook else b"",
+    )
+
+
+async def _rows_by_id(session: AsyncSession, columns: list[Any], id_column: Any, ids: set[str]) -> dict[str, Row[Any]]:
+    """The rows (those columns) whose id is among `ids`, by id; no query when there are none."""
+    if not ids:
+        return {}
+    return {row.id: row for row in (await session.execute(select(*columns).where(id_column.in_(ids)))).all()}
 
 
 def _suppression_id(event_id: str) -> str:
