@@ -9,7 +9,7 @@ skip resolvers, so `post` checks those itself. TLS still verifies the certificat
 
 Why aiohttp and not httpx (DESIGN.md §7 named httpx): a POST to a keep-alive endpoint costs httpx
 about 1.2 ms of CPU here (anyio, h11 in pure Python, a pool that scans every connection per
-request) and aiohttp 0.13-0.18 ms (llhttp in C); delivery shares its cores with sending, and at
+request) and aiohttp 0.13-0.19 ms (llhttp in C); delivery shares its cores with sending, and at
 that difference webhooks halved the send rate (README, Performance).
 
 Results are values: a refused address, a timeout, a 500 or a redirect is a `DeliveryResult` with an
