@@ -7,8 +7,8 @@ It provisions an org and a verified domain on a fresh database, a webhook for ev
 the receiver of bench/feedback.py (its own process: HTTP/1.1 keep-alive, 204 to every POST, every
 Nth signature checked with `standardwebhooks`), writes N sent messages with their `sent` events and
 webhook jobs in bulk (as the send log would), then starts one dispatcher in this process and times
-the drain: deliveries per second, and this process's CPU per delivery (nothing else runs in it;
-the receiver's and the database's CPU are not counted). `--profile N` prints the N functions with
+the drain: deliveries per second, this process's CPU per delivery (nothing else runs in it; the
+receiver's is not counted) and, on PostgreSQL, the local server's. `--profile N` prints the N functions with
 the most cumulative time (cProfile) over the drain.
 """
 
@@ -121,6 +121,7 @@ async def run_one(kind: str, *, events: int, verify_every: int, profile: int) ->
 
         state = _State(session_factory, settings, vault)
         profiler = cProfile.Profile() if profile else None
+        postgres_before = send.cpu_by_pid(send.postgres_pids()) if kind == "postgresql" else {}
         cpu_before, began = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
@@ -129,6 +130,9 @@ async def run_one(kind: str, *, events: int, verify_every: int, profile: int) ->
         while received.value < events and time.perf_counter() < deadline:
             await asyncio.sleep(0.02)
         elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_before
+        postgres_cpu = (
+            send.cpu_used_between(postgres_before, send.cpu_by_pid(send.postgres_pids())) if postgres_before else None
+        )
         await dispatcher.stop()
         if profiler:
             profiler.disable()
@@ -143,6 +147,11 @@ async def run_one(kind: str, *, events: int, verify_every: int, profile: int) ->
             "seconds": round(elapsed, 2),
             "deliveries_per_s": round(received.value / elapsed, 1),
             "cpu_ms_per_delivery": round(cpu * 1000 / max(1, received.value), 2),
+            **(
+                {"postgresql_cpu_ms_per_delivery": round(postgres_cpu * 1000 / max(1, received.value), 2)}
+                if postgres_cpu is not None
+                else {}
+            ),
             "duplicates": stats["duplicates"],
             "signatures_checked": stats["signatures_checked"],
             "signatures_failed": stats["signatures_failed"],
