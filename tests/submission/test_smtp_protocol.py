@@ -315,7 +315,8 @@ async def test_eight_bit_headers_are_sent_and_stored(sender, smtp_relay, submiss
     ).encode("latin-1")
     _rcpts, data = await in_thread(_send, submission_server.port, "apikey", sender.key, raw, ["bob@example.net"])
     assert data is not None and data[0] == 250, data
-    assert (await row(sender, _row_id(data)))["subject"] == "café \ufffd"
+    stored = await row(sender, _row_id(data))
+    assert stored["subject"] == "café \ufffd" and stored["from"] == f"Zoë <ann@{sender.domain}>"
     assert dkim.verify(smtp_relay.received[0].content, txt_records=sender.dkim_records) == [True, True]
 
 

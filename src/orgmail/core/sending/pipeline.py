@@ -230,7 +230,7 @@ def submitted_row(org_id: str, submitted: SubmittedMessage, sender: Sender, supp
     return _queued_row(
         org_id,
         sender,
-        from_address=submitted.sender.email,
+        from_address=submitted.sender.formatted(),
         to=submitted.to,
         cc=submitted.cc,
         bcc=submitted.bcc,

@@ -15,10 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email import policy
 from email.generator import BytesGenerator
-from email.header import Header, decode_header
-from email.message import Message
-from email.parser import BytesParser
-from email.utils import format_datetime, getaddresses
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser, BytesParser
+from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -35,9 +34,13 @@ if TYPE_CHECKING:
     from orgmail.core.sending.pipeline import SendPipeline
     from orgmail.core.sending.validation import Limits
 
-# compat32 keeps header values as the client wrote them and writes the body back byte for byte.
+# compat32 keeps the message as the client wrote it: its headers and body go on, and are signed, unchanged.
 _PARSER = BytesParser(policy=policy.compat32)
 _SMTP_POLICY = policy.compat32.clone(linesep="\r\n")
+# The same headers as a reader sees them: policy.default decodes RFC 2047 words and parses addresses.
+_READER = BytesHeaderParser(policy=policy.default)
+# What the modern header parser raises on some malformed input instead of noting a defect (CPython 3.11).
+_PARSER_BUGS = (IndexError, ValueError, TypeError, AttributeError, UnboundLocalError)
 
 
 @dataclass(frozen=True)
@@ -71,29 +74,30 @@ def parse_submission(raw: bytes, *, recipients: Sequence[str], submitter: Submit
     message = _PARSER.parsebytes(raw)
     if message.defects and not message.keys():
         raise InvalidRequest("The message has no header.")
-    senders = _addresses(message, "From")
+    headers = _READER.parsebytes(raw)
+    senders = _named(headers, "From")
     if len(senders) != 1:
         raise InvalidRequest("The message needs exactly one From address.")
-    sender = _address(senders[0])
+    sender = _address(*senders[0])
     if submitter.mailbox is not None:
         own = submitter.mailbox.lower()
-        if sender.email.lower() != own or any(a.lower() != own for a in _addresses(message, "Sender")):
+        if sender.email.lower() != own or any(a.lower() != own for _n, a in _named(headers, "Sender")):
             raise SenderNotAllowed(details={"from": sender.email, "allowed": submitter.mailbox})
     envelope = list(dict.fromkeys(recipients))
     in_envelope = {address.lower() for address in envelope}
-    to = [text for text in _formatted(message, "To") if _bare(text) in in_envelope]
-    cc = [text for text in _formatted(message, "Cc") if _bare(text) in in_envelope]
-    shown = {_bare(text) for text in [*to, *cc]}
+    to = [pair for pair in _named(headers, "To") if pair[1].lower() in in_envelope]
+    cc = [pair for pair in _named(headers, "Cc") if pair[1].lower() in in_envelope]
+    shown = {address.lower() for _name, address in [*to, *cc]}
     message_id = (message.get("Message-ID") or "").strip() or None
     return SubmittedMessage(
         message=message,
         sender=sender,
         recipients=envelope,
-        to=to,
-        cc=cc,
+        to=[_formatted(*pair) for pair in to],
+        cc=[_formatted(*pair) for pair in cc],
         bcc=[address for address in envelope if address.lower() not in shown],
-        reply_to=_formatted(message, "Reply-To"),
-        subject=_text(message.get("Subject") or ""),
+        reply_to=[_formatted(*pair) for pair in _named(headers, "Reply-To")],
+        subject=_subject(headers),
         message_id=message_id if message_id and len(message_id) <= 900 else None,
         fingerprint=hashlib.sha256(raw).hexdigest(),
         size_bytes=len(raw),
@@ -173,50 +177,35 @@ def row_id_of(error: OrgmailError) -> str | None:
     return row_id if isinstance(row_id, str) else None
 
 
-def _addresses(message: Message, name: str) -> list[str]:
-    return [address for _name, address in getaddresses(_raw_values(message, name)) if address]
-
-
-def _formatted(message: Message, name: str) -> list[str]:
-    """Each address of the header as `Name <addr>` (or the bare address), display names decoded."""
-    pairs = getaddresses(_raw_values(message, name))
-    return [f"{_text(n)} <{a}>" if n else a for n, a in pairs if a]
-
-
-def _raw_values(message: Message, name: str) -> list[str]:
-    """The header's values as text; raw 8-bit bytes (compat32 hands them over as a `Header`) read as UTF-8."""
-    return [_undecoded(value) for value in message.get_all(name, [])]
-
-
-def _undecoded(value: object) -> str:
-    if isinstance(value, Header):
-        return "".join(_decoded(part, "utf-8") if isinstance(part, bytes) else part for part, _ in decode_header(value))
-    return str(value)
-
-
-def _text(value: object) -> str:
-    """A header value as the text a reader sees, on one line: RFC 2047 encoded words decoded, 8-bit
-    bytes read as UTF-8, anything undecodable U+FFFD (the database stores text, not bytes)."""
+def _named(headers: EmailMessage, name: str) -> list[tuple[str, str]]:
+    """Each address in the header(s) `name`, as (display name, address); groups give their members."""
     try:
-        parts = decode_header(value if isinstance(value, Header) else str(value))
-    except (ValueError, LookupError, TypeError):
-        parts = [(_undecoded(value), None)]
-    text = "".join(_decoded(part, charset) if isinstance(part, bytes) else part for part, charset in parts)
-    return " ".join(text.split())
+        values = headers.get_all(name, [])
+        found = [address for value in values for address in value.addresses]
+    except _PARSER_BUGS:
+        return []
+    return [(_readable(a.display_name), _readable(a.addr_spec)) for a in found if a.addr_spec]
 
 
-def _decoded(raw: bytes, charset: str | None) -> str:
-    if charset is None or charset == "unknown-8bit":
-        charset = "utf-8"
+def _formatted(name: str, address: str) -> str:
+    return f"{name} <{address}>" if name else address
+
+
+def _subject(headers: EmailMessage) -> str:
+    """The Subject on one line, as the text a reader sees."""
     try:
-        return raw.decode(charset, "replace")
-    except LookupError:
-        return raw.decode("utf-8", "replace")
+        subject = str(headers.get("Subject") or "")
+    except _PARSER_BUGS:
+        subject = ""
+    return " ".join(_readable(subject).split())
 
 
-def _bare(formatted: str) -> str:
-    return getaddresses([formatted])[0][1].lower()
+def _readable(text: str) -> str:
+    """Header text for the database: 8-bit bytes (kept by the parser as surrogate escapes) read as
+    UTF-8, anything that is not UTF-8 U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _address(text: str) -> Address:
-    return parse_email(text, field="from")
+def _address(name: str, address: str) -> Address:
+    bare = parse_email(address, field="from")
+    return Address(bare.local_part, bare.domain, name or None)
