@@ -80,7 +80,9 @@ def test_a_member_sends_only_as_itself():
 
 
 def test_the_message_goes_on_as_submitted_without_bcc_and_with_date_and_message_id():
-    headers = "From: a@shop.example\r\nTo: b@example.net\r\nBcc: hidden@example.net\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
+    headers = (
+        "From: a@shop.example\r\nTo: b@example.net\r\nBcc: hidden@example.net\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
+    )
     body = b"Line one\r\nFrom the start of a line\r\n"
     out = finish_submitted(
         _parse(headers, recipients=["b@example.net", "hidden@example.net"], body=body), message_id="<m1@shop.example>"
