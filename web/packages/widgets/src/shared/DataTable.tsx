@@ -6,15 +6,7 @@ export interface Column<T> {
   className?: string;
 }
 
-/** A plain, captioned table; rows are keyed by id and may be marked as selected. */
-export function DataTable<T>({
-  caption,
-  columns,
-  rows,
-  rowKey,
-  selectedKey,
-  after,
-}: {
+export interface DataTableProps<T> {
   caption: string;
   columns: Column<T>[];
   rows: T[];
@@ -22,7 +14,10 @@ export function DataTable<T>({
   selectedKey?: string | null | undefined;
   /** Extra content under a row (an inline form), spanning all columns. */
   after?: (row: T) => ReactNode;
-}) {
+}
+
+/** A plain, captioned table; rows are keyed by id and may be marked as selected. */
+export function DataTable<T>({ caption, columns, rows, rowKey, selectedKey, after }: DataTableProps<T>) {
   return (
     <div className="om-table-wrap">
       <table className="om-table">

@@ -5,8 +5,8 @@ import { CopyButton } from "../shared/CopyButton";
 import { DataTable } from "../shared/DataTable";
 import type { Column } from "../shared/DataTable";
 import { ErrorBanner } from "../shared/ErrorBanner";
-import { LoadMore } from "../shared/LoadMore";
-import { Empty, Loading } from "../shared/States";
+import { PagedTable } from "../shared/PagedTable";
+import { Loading } from "../shared/States";
 import { StatusBadge } from "../shared/StatusBadge";
 import { WidgetFrame } from "../shared/WidgetFrame";
 import { Timestamp } from "../shared/format";
@@ -120,16 +120,15 @@ export function DomainSetup({ onAdded, onVerified, onDeleted, pageSize = 50, pre
           {notice}
         </p>
       )}
-      {list.status === "loading" && <Loading label="Loading domains…" />}
-      {list.status === "error" && list.error && <ErrorBanner error={list.error} onRetry={list.reload} />}
-      {list.status === "ready" && list.items.length === 0 && <Empty>No domains yet. Add the domain you send from.</Empty>}
-      {list.status === "ready" && list.items.length > 0 && (
-        <>
-          <DataTable caption={title} columns={columns} rows={list.items} rowKey={(d) => d.id} selectedKey={selectedId} />
-          {list.error && <ErrorBanner error={list.error} onRetry={list.loadMore} />}
-          <LoadMore hasMore={list.nextCursor !== null} loading={list.loadingMore} onLoadMore={list.loadMore} />
-        </>
-      )}
+      <PagedTable
+        list={list}
+        loadingLabel="Loading domains…"
+        empty="No domains yet. Add the domain you send from."
+        caption={title}
+        columns={columns}
+        rowKey={(d) => d.id}
+        selectedKey={selectedId}
+      />
       {selectedId !== null && (
         // Keyed by the domain: another domain starts with no verification result on screen.
         <DomainRecords

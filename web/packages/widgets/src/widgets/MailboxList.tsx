@@ -1,11 +1,10 @@
 import type { Mailbox, Member } from "@orgmail/client";
 import { useState } from "react";
 import { ConfirmButton } from "../shared/ConfirmButton";
-import { DataTable } from "../shared/DataTable";
 import type { Column } from "../shared/DataTable";
 import { ErrorBanner } from "../shared/ErrorBanner";
-import { LoadMore } from "../shared/LoadMore";
-import { Empty, Loading } from "../shared/States";
+import { PagedTable } from "../shared/PagedTable";
+import { Loading } from "../shared/States";
 import { StatusBadge } from "../shared/StatusBadge";
 import { WidgetFrame } from "../shared/WidgetFrame";
 import { Timestamp } from "../shared/format";
@@ -142,42 +141,35 @@ export function MailboxList({
       }
     >
       {action.error && <ErrorBanner error={action.error} onDismiss={action.clearError} />}
-      {list.status === "loading" && <Loading label="Loading mailboxes…" />}
-      {list.status === "error" && list.error && <ErrorBanner error={list.error} onRetry={list.reload} />}
-      {list.status === "ready" && list.items.length === 0 && <Empty>No mailboxes yet. Create one to get started.</Empty>}
-      {list.status === "ready" && list.items.length > 0 && (
-        <>
-          <DataTable
-            caption={title}
-            columns={columns}
-            rows={list.items}
-            rowKey={(m) => m.id}
-            selectedKey={selectedId}
-            after={(m) =>
-              assigningId === m.id ? (
-                members === null ? (
-                  membersState.error ? (
-                    <ErrorBanner error={membersState.error} onRetry={membersState.reload} />
-                  ) : (
-                    <Loading label="Loading members…" />
-                  )
-                ) : (
-                  <AssignMailbox
-                    embedded
-                    mailbox={m}
-                    members={members}
-                    preview={preview}
-                    onAssigned={replace}
-                    onCancel={() => setAssigningId(null)}
-                  />
-                )
-              ) : null
-            }
-          />
-          {list.error && <ErrorBanner error={list.error} onRetry={list.loadMore} />}
-          <LoadMore hasMore={list.nextCursor !== null} loading={list.loadingMore} onLoadMore={list.loadMore} />
-        </>
-      )}
+      <PagedTable
+        list={list}
+        loadingLabel="Loading mailboxes…"
+        empty="No mailboxes yet. Create one to get started."
+        caption={title}
+        columns={columns}
+        rowKey={(m) => m.id}
+        selectedKey={selectedId}
+        after={(m) =>
+          assigningId === m.id ? (
+            members === null ? (
+              membersState.error ? (
+                <ErrorBanner error={membersState.error} onRetry={membersState.reload} />
+              ) : (
+                <Loading label="Loading members…" />
+              )
+            ) : (
+              <AssignMailbox
+                embedded
+                mailbox={m}
+                members={members}
+                preview={preview}
+                onAssigned={replace}
+                onCancel={() => setAssigningId(null)}
+              />
+            )
+          ) : null
+        }
+      />
     </WidgetFrame>
   );
 }

@@ -1,10 +1,7 @@
 import type { MailMessage, MailMessageStatus } from "@orgmail/client";
 import { useId, useState } from "react";
-import { DataTable } from "../shared/DataTable";
 import type { Column } from "../shared/DataTable";
-import { ErrorBanner } from "../shared/ErrorBanner";
-import { LoadMore } from "../shared/LoadMore";
-import { Empty, Loading } from "../shared/States";
+import { PagedTable } from "../shared/PagedTable";
 import { StatusBadge } from "../shared/StatusBadge";
 import { WidgetFrame } from "../shared/WidgetFrame";
 import { Timestamp } from "../shared/format";
@@ -95,18 +92,16 @@ export function MessageLog({ onSelect, selectedId, status: initialStatus = null,
         </>
       }
     >
-      {list.status === "loading" && <Loading label="Loading messages…" />}
-      {list.status === "error" && list.error && <ErrorBanner error={list.error} onRetry={list.reload} />}
-      {list.status === "ready" && rows.length === 0 && (
-        <Empty>{status === null ? "No messages sent yet." : `No ${status} messages.`}</Empty>
-      )}
-      {list.status === "ready" && rows.length > 0 && (
-        <>
-          <DataTable caption={title} columns={columns} rows={rows} rowKey={(m) => m.id} selectedKey={selectedId} />
-          {list.error && <ErrorBanner error={list.error} onRetry={list.loadMore} />}
-          <LoadMore hasMore={list.nextCursor !== null} loading={list.loadingMore} onLoadMore={list.loadMore} />
-        </>
-      )}
+      <PagedTable
+        list={list}
+        rows={rows}
+        loadingLabel="Loading messages…"
+        empty={status === null ? "No messages sent yet." : `No ${status} messages.`}
+        caption={title}
+        columns={columns}
+        rowKey={(m) => m.id}
+        selectedKey={selectedId}
+      />
     </WidgetFrame>
   );
 }

@@ -1,10 +1,8 @@
 import type { Suppression, SuppressionReason } from "@orgmail/client";
 import { useId, useState } from "react";
-import { DataTable } from "../shared/DataTable";
 import type { Column } from "../shared/DataTable";
 import { ErrorBanner } from "../shared/ErrorBanner";
-import { LoadMore } from "../shared/LoadMore";
-import { Empty, Loading } from "../shared/States";
+import { PagedTable } from "../shared/PagedTable";
 import { StatusBadge } from "../shared/StatusBadge";
 import { WidgetFrame } from "../shared/WidgetFrame";
 import { Timestamp } from "../shared/format";
@@ -128,16 +126,14 @@ export function SuppressionList({ pageSize = 50, preview = false, title = "Suppr
           {notice}
         </p>
       )}
-      {list.status === "loading" && <Loading label="Loading suppressions…" />}
-      {list.status === "error" && list.error && <ErrorBanner error={list.error} onRetry={list.reload} />}
-      {list.status === "ready" && list.items.length === 0 && <Empty>No suppressed addresses: mail goes to everyone.</Empty>}
-      {list.status === "ready" && list.items.length > 0 && (
-        <>
-          <DataTable caption={title} columns={columns} rows={list.items} rowKey={(s) => s.id} />
-          {list.error && <ErrorBanner error={list.error} onRetry={list.loadMore} />}
-          <LoadMore hasMore={list.nextCursor !== null} loading={list.loadingMore} onLoadMore={list.loadMore} />
-        </>
-      )}
+      <PagedTable
+        list={list}
+        loadingLabel="Loading suppressions…"
+        empty="No suppressed addresses: mail goes to everyone."
+        caption={title}
+        columns={columns}
+        rowKey={(s) => s.id}
+      />
     </WidgetFrame>
   );
 }

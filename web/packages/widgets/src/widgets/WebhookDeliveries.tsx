@@ -1,11 +1,9 @@
 import type { WebhookDelivery } from "@orgmail/client";
 import type { ReactNode } from "react";
 import { useId } from "react";
-import { DataTable } from "../shared/DataTable";
 import type { Column } from "../shared/DataTable";
-import { ErrorBanner } from "../shared/ErrorBanner";
-import { LoadMore } from "../shared/LoadMore";
-import { Empty, Loading } from "../shared/States";
+import { PagedTable } from "../shared/PagedTable";
+import { Empty } from "../shared/States";
 import { StatusBadge } from "../shared/StatusBadge";
 import { WidgetFrame } from "../shared/WidgetFrame";
 import { Timestamp } from "../shared/format";
@@ -77,20 +75,14 @@ export function WebhookDeliveries({ webhookId = null, pageSize = 20, embedded = 
     webhookId === null && !preview ? (
       <Empty>Select a webhook to see its deliveries.</Empty>
     ) : (
-      <>
-        {list.status === "loading" && <Loading label="Loading deliveries…" />}
-        {list.status === "error" && list.error && <ErrorBanner error={list.error} onRetry={list.reload} />}
-        {list.status === "ready" && list.items.length === 0 && (
-          <Empty>No deliveries yet. Send a test event to try the endpoint; deliveries show up here within a few seconds.</Empty>
-        )}
-        {list.status === "ready" && list.items.length > 0 && (
-          <>
-            <DataTable caption={title} columns={columns} rows={list.items} rowKey={(d) => d.id} />
-            {list.error && <ErrorBanner error={list.error} onRetry={list.loadMore} />}
-            <LoadMore hasMore={list.nextCursor !== null} loading={list.loadingMore} onLoadMore={list.loadMore} />
-          </>
-        )}
-      </>
+      <PagedTable
+        list={list}
+        loadingLabel="Loading deliveries…"
+        empty="No deliveries yet. Send a test event to try the endpoint; deliveries show up here within a few seconds."
+        caption={title}
+        columns={columns}
+        rowKey={(d) => d.id}
+      />
     );
 
   if (embedded) {

@@ -1,12 +1,10 @@
 import type { Webhook, WebhookCreated, WebhookCreateInput, WebhookEventType } from "@orgmail/client";
 import { useId, useState } from "react";
 import { ConfirmButton } from "../shared/ConfirmButton";
-import { DataTable } from "../shared/DataTable";
 import type { Column } from "../shared/DataTable";
 import { ErrorBanner } from "../shared/ErrorBanner";
-import { LoadMore } from "../shared/LoadMore";
+import { PagedTable } from "../shared/PagedTable";
 import { OneTimeSecret } from "../shared/OneTimeSecret";
-import { Empty, Loading } from "../shared/States";
 import { StatusBadge } from "../shared/StatusBadge";
 import { WidgetFrame } from "../shared/WidgetFrame";
 import { Timestamp } from "../shared/format";
@@ -176,25 +174,16 @@ export function WebhookList({ onCreated, onDeleted, pageSize = 50, preview = fal
           {notice}
         </p>
       )}
-      {list.status === "loading" && <Loading label="Loading webhooks…" />}
-      {list.status === "error" && list.error && <ErrorBanner error={list.error} onRetry={list.reload} />}
-      {list.status === "ready" && list.items.length === 0 && (
-        <Empty>No webhooks yet. Add an endpoint to hear about sends, bounces and complaints as they happen.</Empty>
-      )}
-      {list.status === "ready" && list.items.length > 0 && (
-        <>
-          <DataTable
-            caption={title}
-            columns={columns}
-            rows={list.items}
-            rowKey={(w) => w.id}
-            selectedKey={openId}
-            after={(w) => (openId === w.id ? <WebhookDeliveries embedded webhookId={w.id} preview={preview} title="Recent deliveries" /> : null)}
-          />
-          {list.error && <ErrorBanner error={list.error} onRetry={list.loadMore} />}
-          <LoadMore hasMore={list.nextCursor !== null} loading={list.loadingMore} onLoadMore={list.loadMore} />
-        </>
-      )}
+      <PagedTable
+        list={list}
+        loadingLabel="Loading webhooks…"
+        empty="No webhooks yet. Add an endpoint to hear about sends, bounces and complaints as they happen."
+        caption={title}
+        columns={columns}
+        rowKey={(w) => w.id}
+        selectedKey={openId}
+        after={(w) => (openId === w.id ? <WebhookDeliveries embedded webhookId={w.id} preview={preview} title="Recent deliveries" /> : null)}
+      />
     </WidgetFrame>
   );
 }
