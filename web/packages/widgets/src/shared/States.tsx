@@ -12,3 +12,13 @@ export function Loading({ label }: { label: string }) {
 export function Empty({ children }: { children: ReactNode }) {
   return <p className="om-empty">{children}</p>;
 }
+
+/** What the last action did ("… is deleted."), announced; nothing while there is none. */
+export function Notice({ text }: { text: string | null }) {
+  if (!text) return null;
+  return (
+    <p className="om-success" role="status">
+      {text}
+    </p>
+  );
+}

@@ -6,7 +6,7 @@ import { DataTable } from "../shared/DataTable";
 import type { Column } from "../shared/DataTable";
 import { ErrorBanner } from "../shared/ErrorBanner";
 import { PagedTable } from "../shared/PagedTable";
-import { Loading } from "../shared/States";
+import { Loading, Notice } from "../shared/States";
 import { StatusBadge } from "../shared/StatusBadge";
 import { WidgetFrame } from "../shared/WidgetFrame";
 import { Timestamp } from "../shared/format";
@@ -115,11 +115,7 @@ export function DomainSetup({ onAdded, onVerified, onDeleted, pageSize = 50, pre
         }}
       />
       {rowAction.error && <ErrorBanner error={rowAction.error} onDismiss={rowAction.clearError} />}
-      {notice && (
-        <p className="om-success" role="status">
-          {notice}
-        </p>
-      )}
+      <Notice text={notice} />
       <PagedTable
         list={list}
         loadingLabel="Loading domains…"

@@ -3,6 +3,7 @@ import { useId, useState } from "react";
 import type { Column } from "../shared/DataTable";
 import { ErrorBanner } from "../shared/ErrorBanner";
 import { PagedTable } from "../shared/PagedTable";
+import { Notice } from "../shared/States";
 import { StatusBadge } from "../shared/StatusBadge";
 import { WidgetFrame } from "../shared/WidgetFrame";
 import { Timestamp } from "../shared/format";
@@ -121,11 +122,7 @@ export function SuppressionList({ pageSize = 50, preview = false, title = "Suppr
         </div>
       </form>
       {action.error && <ErrorBanner error={action.error} onDismiss={action.clearError} />}
-      {notice && (
-        <p className="om-success" role="status">
-          {notice}
-        </p>
-      )}
+      <Notice text={notice} />
       <PagedTable
         list={list}
         loadingLabel="Loading suppressions…"

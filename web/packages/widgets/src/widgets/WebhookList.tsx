@@ -4,6 +4,7 @@ import { ConfirmButton } from "../shared/ConfirmButton";
 import type { Column } from "../shared/DataTable";
 import { ErrorBanner } from "../shared/ErrorBanner";
 import { PagedTable } from "../shared/PagedTable";
+import { Notice } from "../shared/States";
 import { OneTimeSecret } from "../shared/OneTimeSecret";
 import { StatusBadge } from "../shared/StatusBadge";
 import { WidgetFrame } from "../shared/WidgetFrame";
@@ -169,11 +170,7 @@ export function WebhookList({ onCreated, onDeleted, pageSize = 50, preview = fal
         }}
       />
       {rowAction.error && <ErrorBanner error={rowAction.error} onDismiss={rowAction.clearError} />}
-      {notice && (
-        <p className="om-success" role="status">
-          {notice}
-        </p>
-      )}
+      <Notice text={notice} />
       <PagedTable
         list={list}
         loadingLabel="Loading webhooks…"
