@@ -99,11 +99,7 @@ export function DomainSetup({ onAdded, onVerified, onDeleted, pageSize = 50, pre
       title={title}
       className="om-domain-setup"
       preview={preview}
-      actions={
-        !preview && (
-          <RefreshButton onClick={list.reload} />
-        )
-      }
+      actions={!preview && <RefreshButton onClick={list.reload} />}
     >
       <AddDomain
         preview={preview}

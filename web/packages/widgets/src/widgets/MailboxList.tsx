@@ -134,11 +134,7 @@ export function MailboxList({
       title={title}
       className="om-mailbox-list"
       preview={preview}
-      actions={
-        !preview && (
-          <RefreshButton onClick={list.reload} />
-        )
-      }
+      actions={!preview && <RefreshButton onClick={list.reload} />}
     >
       {action.error && <ErrorBanner error={action.error} onDismiss={action.clearError} />}
       <PagedTable

@@ -86,9 +86,7 @@ export function MessageLog({ onSelect, selectedId, status: initialStatus = null,
               </option>
             ))}
           </select>
-          {!preview && (
-            <RefreshButton onClick={list.reload} />
-          )}
+          {!preview && <RefreshButton onClick={list.reload} />}
         </>
       }
     >

@@ -68,9 +68,7 @@ export function WebhookDeliveries({ webhookId = null, pageSize = 20, embedded = 
     },
   });
 
-  const refresh = !preview && webhookId !== null && (
-    <RefreshButton onClick={list.reload} />
-  );
+  const refresh = !preview && webhookId !== null && <RefreshButton onClick={list.reload} />;
   const body =
     webhookId === null && !preview ? (
       <Empty>Select a webhook to see its deliveries.</Empty>

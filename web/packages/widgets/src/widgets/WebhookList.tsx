@@ -156,11 +156,7 @@ export function WebhookList({ onCreated, onDeleted, pageSize = 50, preview = fal
       title={title}
       className="om-webhook-list"
       preview={preview}
-      actions={
-        !preview && (
-          <RefreshButton onClick={list.reload} />
-        )
-      }
+      actions={!preview && <RefreshButton onClick={list.reload} />}
     >
       <CreateWebhook
         preview={preview}
