@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orgmail.core.views import copied
 from orgmail.db.tables import Message, MessageEvent
 from orgmail.errors import NotFound
 
@@ -28,10 +29,7 @@ class MessageEventView:
     @classmethod
     def of(cls, row: MessageEvent | Row[Any]) -> MessageEventView:
         """The view of an ORM row or a result row with these columns: copied by name."""
-        return cls(**{name: getattr(row, name) for name in _VIEW_FIELDS})
-
-
-_VIEW_FIELDS = tuple(f.name for f in fields(MessageEventView))
+        return copied(cls, row)
 
 
 async def list_events(session: AsyncSession, *, org_id: str, message_id: str) -> list[MessageEventView]:

@@ -4,7 +4,7 @@ recipient, each as a `MessageView` (the value routes and the CLI get; rows never
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import parse_email
 from orgmail.core.pages import Page, newest_first
+from orgmail.core.views import copied
 from orgmail.db.sendlog import SendLogRow
 from orgmail.db.tables import Message
 from orgmail.errors import NotFound
@@ -50,10 +51,7 @@ class MessageView:
     def of(cls, row: Message | SendLogRow | Row[Any]) -> MessageView:
         """The view of an ORM row (reads), a send log row (the send path) or a result row with
         these columns (the webhook dispatcher): copied by name."""
-        return cls(**{name: getattr(row, name) for name in _VIEW_FIELDS})
-
-
-_VIEW_FIELDS = tuple(f.name for f in fields(MessageView))
+        return copied(cls, row)
 
 
 async def get_message(session: AsyncSession, *, org_id: str, message_id: str) -> MessageView:

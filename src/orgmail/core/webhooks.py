@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orgmail.core.events import MessageEventView
 from orgmail.core.messages import MessageView
 from orgmail.core.pages import Page, newest_first
+from orgmail.core.views import copied
 from orgmail.db.session import affected_rows
 from orgmail.db.tables import Webhook, WebhookDelivery, WebhookJob, utcnow
 from orgmail.errors import InvalidRequest, NotFound
@@ -88,7 +89,7 @@ class WebhookDeliveryView:
 
     @classmethod
     def of(cls, row: WebhookDelivery) -> WebhookDeliveryView:
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+        return copied(cls, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +106,7 @@ class SuppressionView:
     @classmethod
     def of(cls, row: Any) -> SuppressionView:
         """The view of a `suppressions` row: the same columns, copied by name."""
-        return cls(**{name: getattr(row, name) for name in _SUPPRESSION_FIELDS})
-
-
-_SUPPRESSION_FIELDS = tuple(f.name for f in fields(SuppressionView))
+        return copied(cls, row)
 
 
 class EventData(Protocol):
@@ -249,3 +247,8 @@ async def list_deliveries(
 def suppression_event_id(suppression_id: str) -> str:
     """The stable event id of a suppression's `suppression.created`: sup_01ABC → evt_01ABC."""
     return "evt_" + suppression_id.partition("_")[2]
+
+
+def suppression_of_event(event_id: str) -> str:
+    """The suppression a `suppression.created` event id names: evt_01ABC → sup_01ABC."""
+    return "sup_" + event_id.partition("_")[2]
