@@ -46,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from orgmail.config import Settings
 from orgmail.core.events import MessageEventView
 from orgmail.core.messages import MessageView
-from orgmail.core.webhooks import SUPPRESSION_CREATED, WEBHOOK_TEST, EventData, SuppressionView
+from orgmail.core.webhooks import SUPPRESSION_CREATED, WEBHOOK_TEST, EventData, SuppressionView, suppression_of_event
 from orgmail.db.sendlog import Batcher
 from orgmail.db.session import is_connection_failure
 from orgmail.db.tables import Message, MessageEvent, Suppression, Webhook, WebhookDelivery, WebhookJob, utcnow
@@ -321,7 +321,9 @@ class Dispatcher:
         wanted_events = {job.event_id for job in jobs if job.event_type.startswith("message.")}
         events = await _rows_by_id(session, _EVENT_COLUMNS, MessageEvent.id, wanted_events)
         messages = await _rows_by_id(session, _MESSAGE_COLUMNS, Message.id, {e.message_id for e in events.values()})
-        wanted_suppressions = {_suppression_id(job.event_id) for job in jobs if job.event_type == SUPPRESSION_CREATED}
+        wanted_suppressions = {
+            suppression_of_event(job.event_id) for job in jobs if job.event_type == SUPPRESSION_CREATED
+        }
         suppressions = await _rows_by_id(session, _SUPPRESSION_COLUMNS, Suppression.id, wanted_suppressions)
         bodies: dict[tuple[str, str], str | _Undeliverable] = {}
         for job in jobs:
@@ -352,7 +354,7 @@ class Dispatcher:
                 raise _Undeliverable("the event's message no longer exists")
             return self.event_data.message_event(MessageEventView.of(event), MessageView.of(message))
         if job.event_type == SUPPRESSION_CREATED:
-            suppression = suppressions.get(_suppression_id(job.event_id))
+            suppression = suppressions.get(suppression_of_event(job.event_id))
             if suppression is None or suppression.org_id != job.org_id:
                 raise _Undeliverable("the suppression was removed before its event could be delivered")
             return self.event_data.suppression_created(SuppressionView.of(suppression))
@@ -449,11 +451,6 @@ async def _rows_by_id(session: AsyncSession, columns: list[Any], id_column: Any,
     if not ids:
         return {}
     return {row.id: row for row in (await session.execute(select(*columns).where(id_column.in_(ids)))).all()}
-
-
-def _suppression_id(event_id: str) -> str:
-    """The suppression a `suppression.created` event id names: evt_01ABC → sup_01ABC."""
-    return "sup_" + event_id.partition("_")[2]
 
 
 async def start(

@@ -398,6 +398,11 @@ def _event_arrays(events: Iterable[EventRow]) -> list[list[Any]]:
     return [[getattr(event, name) for event in listed] for name in EVENT_COLUMNS]
 
 
+async def _add_events(connection: asyncpg.Connection, events: Sequence[EventRow]) -> None:
+    """The events and their webhook jobs, in the connection's transaction (an event already written: skipped)."""
+    await connection.fetchval(_PG_ADD_EVENTS, *_event_arrays(events))
+
+
 def _to_database(name: str, value: Any) -> Any:
     # json, not jsonb: stored as the text given. json.dumps' own spelling is what the recipient
     # filter of messages/list searches for, as it is for rows written through SQLAlchemy.
@@ -475,7 +480,7 @@ class PostgresSendLog:
             columns = [[_to_database(name, getattr(row, name))] for name in COLUMNS]
             if not await connection.fetch(_PG_INSERT_MANY, *columns):
                 return False
-            await connection.fetchval(_PG_ADD_EVENTS, *_event_arrays(events))
+            await _add_events(connection, events)
             return True
 
     async def _insert_many(self, rows: list[SendLogRow]) -> list[bool]:
@@ -492,7 +497,7 @@ class PostgresSendLog:
             async with self._pool.acquire() as connection, connection.transaction():
                 changed = await self._update(connection, row_id, values, if_status=if_status)
                 if changed:
-                    await connection.fetchval(_PG_ADD_EVENTS, *_event_arrays(events))
+                    await _add_events(connection, events)
                 return changed
         shape = (bool(events), *values)
         group = self._updates.get(shape)
@@ -530,7 +535,7 @@ class PostgresSendLog:
         async with self._pool.acquire() as connection, connection.transaction():
             await self._update(connection, row_id, values)
             if events:
-                await connection.fetchval(_PG_ADD_EVENTS, *_event_arrays(events))
+                await _add_events(connection, events)
             rows = suppression_rows(org_id, emails, reason="bounce", note=note)
             if rows:
                 await connection.fetchval(_PG_SUPPRESS, *([row[name] for row in rows] for name in rows[0]))
@@ -561,7 +566,7 @@ class PostgresSendLog:
                 *(_to_database(n, values[n]) for n in names),
             )
             if settled:
-                await connection.fetchval(_PG_ADD_EVENTS, *_event_arrays(event(*record) for record in settled))
+                await _add_events(connection, [event(*record) for record in settled])
         return len(settled)
 
     async def close(self) -> None:

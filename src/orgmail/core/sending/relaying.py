@@ -154,7 +154,6 @@ def _event(
     recipient: str | None = None,
     code: int | None = None,
     text: str = "",
-    diagnostic: str | None = None,
 ) -> EventRow:
     """An event of the row; a relay's refusal (`code`, `text`) gives its bounce type and status."""
     if code is not None:
@@ -170,9 +169,7 @@ def _event(
             diagnostic=f"{code} {text}".strip(),
             created_at=at,
         )
-    return EventRow(
-        id=new_id("evt"), org_id=row.org_id, message_id=row.id, type=kind, diagnostic=diagnostic, created_at=at
-    )
+    return EventRow(id=new_id("evt"), org_id=row.org_id, message_id=row.id, type=kind, created_at=at)
 
 
 _ENHANCED_STATUS = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")  # RFC 3463, at the start of the text
