@@ -534,6 +534,19 @@ async def settled(counter, until: asyncio.Task, quiet: float = 0.3, timeout: flo
             last, since = counter.value, time.perf_counter()
 
 
+def service_env(data_dir: Path, database_url: str, *, sink_port: int, pool: int) -> dict[str, str]:
+    """What `orgmail serve` runs with here: no ORGMAIL_ setting of the caller's, its own data folder and
+    database, the sink as its relay."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ORGMAIL_")},
+        "ORGMAIL_DATA_DIR": str(data_dir),
+        "ORGMAIL_DATABASE_URL": database_url,
+        "ORGMAIL_SECRET_KEY": "bench-secret",
+        "ORGMAIL_RELAY_URL": f"smtp://127.0.0.1:{sink_port}",
+        "ORGMAIL_RELAY_POOL_SIZE": str(pool),
+    }
+
+
 async def start_service(env: dict[str, str], *, port: int, workers: int, log: Path) -> subprocess.Popen:
     """`orgmail serve --workers N` in a session of its own (so its workers can be killed together),
     once it answers /healthz; its stderr in `log`."""
@@ -565,14 +578,7 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
     dsn_counts = (multiprocessing.RawValue("l", 0), multiprocessing.RawValue("l", 0)) if with_feedback else None
     sink = multiprocessing.Process(target=_sink, args=(sink_port, delivered, dsn_counts), daemon=True)
     sink.start()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ORGMAIL_")},
-        "ORGMAIL_DATA_DIR": str(data_dir),
-        "ORGMAIL_DATABASE_URL": database_url,
-        "ORGMAIL_SECRET_KEY": "bench-secret",
-        "ORGMAIL_RELAY_URL": f"smtp://127.0.0.1:{sink_port}",
-        "ORGMAIL_RELAY_POOL_SIZE": str(args.pool),
-    }
+    env = service_env(data_dir, database_url, sink_port=sink_port, pool=args.pool)
     if with_feedback:
         env |= {"ORGMAIL_BOUNCE_DOMAIN": BOUNCE_DOMAIN, "ORGMAIL_WEBHOOK_ALLOW_PRIVATE": "1"}
     server = receiver = monitor = queue = None

@@ -134,15 +134,8 @@ async def run_one(kind: str, args) -> dict:
     delivered = multiprocessing.Value("l", 0)
     sink = multiprocessing.Process(target=send._sink, args=(sink_port, delivered), daemon=True)
     sink.start()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ORGMAIL_")},
-        "ORGMAIL_DATA_DIR": str(data_dir),
-        "ORGMAIL_DATABASE_URL": database_url,
-        "ORGMAIL_SECRET_KEY": "bench-secret",
-        "ORGMAIL_RELAY_URL": f"smtp://127.0.0.1:{sink_port}",
-        "ORGMAIL_RELAY_POOL_SIZE": str(args.pool),
-        "ORGMAIL_SUBMISSION_LISTEN": f"127.0.0.1:{smtp_port}",
-    }
+    env = send.service_env(data_dir, database_url, sink_port=sink_port, pool=args.pool)
+    env["ORGMAIL_SUBMISSION_LISTEN"] = f"127.0.0.1:{smtp_port}"
     server = None
     try:
         key, domain = await send.provision(env)
