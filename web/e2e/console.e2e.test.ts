@@ -3,17 +3,15 @@
  * `make run` and `orgmail demo`, with a screenshot of each step under test-artifacts/e2e/.
  */
 
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARTIFACTS, launchBrowser, startStack } from "./service";
-import type { Stack } from "./service";
+import { ARTIFACTS, startSession } from "./service";
+import type { Session, Stack } from "./service";
 
 let stack: Stack;
-let browser: { context: BrowserContext; close: () => Promise<void> };
+let session: Session;
 let page: Page;
-const pageErrors: string[] = [];
 
 async function shot(name: string) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
@@ -24,16 +22,12 @@ function section(title: string) {
 }
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  stack = await startStack();
-  browser = await launchBrowser();
-  page = browser.context.pages()[0] ?? (await browser.context.newPage());
-  page.on("pageerror", (error) => pageErrors.push(error.message));
+  session = await startSession();
+  ({ stack, page } = session);
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
+  await session?.close();
 });
 
 describe("the console", () => {
@@ -205,6 +199,6 @@ describe("the console", () => {
     expect(await widgets.count()).toBe(11);
     await shot("09-preview");
     expect(calls).toEqual([]);
-    expect(pageErrors).toEqual([]);
+    expect(session.pageErrors).toEqual([]);
   });
 });

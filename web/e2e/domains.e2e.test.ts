@@ -4,17 +4,15 @@
  * from what the page showed: verified), and delete. Screenshots under test-artifacts/e2e/.
  */
 
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARTIFACTS, launchBrowser, openConsole, startStack } from "./service";
-import type { Stack } from "./service";
+import { ARTIFACTS, openConsole, startSession } from "./service";
+import type { Session, Stack } from "./service";
 
 let stack: Stack;
-let browser: { context: BrowserContext; close: () => Promise<void> };
+let session: Session;
 let page: Page;
-const pageErrors: string[] = [];
 // A .example name, as an organization's private DNS might serve: orgmail accepts it (DESIGN.md §3).
 const DOMAIN = "shop.e2e.example";
 
@@ -36,17 +34,13 @@ async function cells(table: ReturnType<Page["getByRole"]>): Promise<string[][]> 
 }
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  stack = await startStack();
-  browser = await launchBrowser();
-  page = browser.context.pages()[0] ?? (await browser.context.newPage());
-  page.on("pageerror", (error) => pageErrors.push(error.message));
+  session = await startSession();
+  ({ stack, page } = session);
   await openConsole(page, stack);
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
+  await session?.close();
 });
 
 describe("domains in the console", () => {
@@ -138,6 +132,6 @@ describe("domains in the console", () => {
     expect(await widget().getByRole("table", { name: `DNS records for ${DOMAIN}` }).count()).toBe(0);
     await shot("04-deleted");
     expect((await stack.api("/v1/mail/domains/list", {})).body.domains.map((d) => d.name)).toEqual([stack.demo.domain]);
-    expect(pageErrors).toEqual([]);
+    expect(session.pageErrors).toEqual([]);
   });
 });

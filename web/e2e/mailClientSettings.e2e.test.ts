@@ -4,29 +4,23 @@
  * Thunderbird's clientConfig for the mailbox's domain (and 404 for a domain orgmail does not serve).
  */
 
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARTIFACTS, launchBrowser, openConsole, startStack } from "./service";
-import type { Stack } from "./service";
+import { ARTIFACTS, openConsole, startSession } from "./service";
+import type { Session, Stack } from "./service";
 
 let stack: Stack;
-let browser: { context: BrowserContext; close: () => Promise<void> };
+let session: Session;
 let page: Page;
-const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  stack = await startStack();
-  browser = await launchBrowser();
-  page = browser.context.pages()[0] ?? (await browser.context.newPage());
-  page.on("pageerror", (error) => pageErrors.push(error.message));
+  session = await startSession();
+  ({ stack, page } = session);
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
+  await session?.close();
 });
 
 describe("mail client settings", () => {
@@ -60,6 +54,6 @@ describe("mail client settings", () => {
 
     const other = await fetch(`${stack.baseUrl}/mail/config-v1.1.xml?emailaddress=someone%40not-served.example`);
     expect(other.status).toBe(404);
-    expect(pageErrors).toEqual([]);
+    expect(session.pageErrors).toEqual([]);
   });
 });

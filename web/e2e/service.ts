@@ -5,7 +5,7 @@
 
 import { spawn, execFileSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -170,6 +170,39 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; close:
     close: async () => {
       await context.close();
       rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Session {
+  stack: Stack;
+  page: Page;
+  /** Uncaught errors of the page's scripts: a test file ends by expecting none. */
+  pageErrors: string[];
+  close: () => Promise<void>;
+}
+
+/** What each browser test file starts in its `beforeAll`: the stack, and a browser page on it. */
+export async function startSession(): Promise<Session> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const stack = await startStack();
+  let browser: Awaited<ReturnType<typeof launchBrowser>>;
+  try {
+    browser = await launchBrowser();
+  } catch (error) {
+    await stack.stop();
+    throw error;
+  }
+  const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+  const pageErrors: string[] = [];
+  page.on("pageerror", (error) => pageErrors.push(error.message));
+  return {
+    stack,
+    page,
+    pageErrors,
+    close: async () => {
+      await browser.close();
+      await stack.stop();
     },
   };
 }

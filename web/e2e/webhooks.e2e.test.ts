@@ -4,20 +4,18 @@
  * the retry's 200), check the signature with the secret the page showed, and delete it.
  */
 
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { BrowserContext, Locator, Page } from "playwright-core";
+import type { Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARTIFACTS, launchBrowser, openConsole, startStack } from "./service";
-import type { Stack } from "./service";
+import { ARTIFACTS, openConsole, startSession } from "./service";
+import type { Session, Stack } from "./service";
 import { signatureIsValid, startWebhookReceiver } from "./webhookReceiver";
 import type { WebhookReceiver } from "./webhookReceiver";
 
 let stack: Stack;
 let receiver: WebhookReceiver;
-let browser: { context: BrowserContext; close: () => Promise<void> };
+let session: Session;
 let page: Page;
-const pageErrors: string[] = [];
 let endpoint: string;
 let secret: string;
 
@@ -41,19 +39,15 @@ async function refreshUntil(panel: Locator, row: Locator, timeoutMs = 30_000) {
 }
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
   receiver = await startWebhookReceiver();
   endpoint = receiver.url("/orgmail/events");
-  stack = await startStack();
-  browser = await launchBrowser();
-  page = browser.context.pages()[0] ?? (await browser.context.newPage());
-  page.on("pageerror", (error) => pageErrors.push(error.message));
+  session = await startSession();
+  ({ stack, page } = session);
   await openConsole(page, stack);
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
+  await session?.close();
   await receiver?.stop();
 });
 
@@ -157,6 +151,6 @@ describe("webhooks in the console", () => {
     await widget().getByText(/No webhooks yet/).waitFor();
     await shot("04-deleted");
     expect((await stack.api("/v1/mail/webhooks/list", {})).body.webhooks).toEqual([]);
-    expect(pageErrors).toEqual([]);
+    expect(session.pageErrors).toEqual([]);
   });
 });
