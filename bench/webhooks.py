@@ -119,7 +119,7 @@ async def run_one(kind: str, *, events: int, verify_every: int, profile: int) ->
         receiver, received = await send.start_receiver(port, created.secret, verify_every)
         await _queue(settings, org_id=org_id, domain=domain, count=events)
 
-        state = _State(session_factory, settings, vault)
+        state = _State(engine, settings, vault)
         profiler = cProfile.Profile() if profile else None
         postgres_before = send.cpu_by_pid(send.postgres_pids()) if kind == "postgresql" else {}
         cpu_before, began = time.process_time(), time.perf_counter()
@@ -180,8 +180,8 @@ def _first_org():
 class _State:
     """What `webhook_dispatcher.start` reads from the app's state."""
 
-    def __init__(self, session_factory, settings, vault):
-        self.session_factory, self.settings, self.vault = session_factory, settings, vault
+    def __init__(self, engine, settings, vault):
+        self.engine, self.settings, self.vault = engine, settings, vault
 
 
 async def main() -> None:

@@ -83,7 +83,7 @@ class Queue:
     async def start(self, *, allow_private: bool = True, timeout: float = 10.0, **options) -> Dispatcher:
         client = CountingClient(allow_private=allow_private, timeout_seconds=timeout)
         self.clients.append(client)
-        state = SimpleNamespace(session_factory=self.session_factory, vault=self.vault, settings=None)
+        state = SimpleNamespace(engine=self.engine, vault=self.vault, settings=None)
         options = {"schedule": FAST, "idle_seconds": 0.05, **options}
         dispatcher = await start(state, event_data=EVENT_DATA, client=client, **options)
         self.dispatchers.append(dispatcher)
@@ -425,7 +425,7 @@ async def test_the_dispatcher_survives_a_database_outage(receiver, caplog, tmp_p
                 session, org_id=org.id, url=receiver.url("/outage"), vault=vault, allow_private=True
             )
         receiver.expect("/outage", created.secret)
-        state = SimpleNamespace(session_factory=session_factory, vault=vault, settings=settings)
+        state = SimpleNamespace(engine=engine, vault=vault, settings=settings)
         dispatcher = await start(state, event_data=EVENT_DATA, idle_seconds=0.05)
         try:
             caplog.set_level(logging.WARNING, logger="orgmail.webhooks")

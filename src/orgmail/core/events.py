@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.core.views import copied
@@ -27,8 +28,8 @@ class MessageEventView:
     created_at: datetime
 
     @classmethod
-    def of(cls, row: MessageEvent | Row[Any]) -> MessageEventView:
-        """The view of an ORM row or a result row with these columns: copied by name."""
+    def of(cls, row: MessageEvent | Mapping[str, Any]) -> MessageEventView:
+        """The view of an ORM row or a mapping of these columns: copied by name."""
         return copied(cls, row)
 
 

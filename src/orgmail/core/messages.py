@@ -4,11 +4,12 @@ recipient, each as a `MessageView` (the value routes and the CLI get; rows never
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, cast, or_, select
+from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orgmail.addresses import parse_email
@@ -48,9 +49,9 @@ class MessageView:
     source: str
 
     @classmethod
-    def of(cls, row: Message | SendLogRow | Row[Any]) -> MessageView:
-        """The view of an ORM row (reads), a send log row (the send path) or a result row with
-        these columns (the webhook dispatcher): copied by name."""
+    def of(cls, row: Message | SendLogRow | Mapping[str, Any]) -> MessageView:
+        """The view of an ORM row (reads), a send log row (the send path) or a mapping of these
+        columns (the webhook dispatcher): copied by name."""
         return copied(cls, row)
 
 

@@ -1,25 +1,24 @@
 """The webhook dispatcher (DESIGN.md §9): the long-lived worker that delivers the queue in
 `webhook_jobs`. `handle = await start(app.state, event_data=…)` in the app's lifespan, once the
-database is open; `await handle.stop()` before it closes.
+database is open; `await handle.stop()` before it closes. Its statements are `db.webhook_queue`'s.
 
 A job's life:
-1. Claim. One UPDATE … RETURNING, in a short transaction of its own, takes up to a batch of due
-   jobs (`next_attempt_at <= now`), pushes their `next_attempt_at` one lease ahead and counts the
-   attempt. On PostgreSQL the jobs are picked `FOR UPDATE SKIP LOCKED`, so the processes sharing the
-   queue never wait for, nor take, one another's. On SQLite the same statement runs under SQLite's
-   single write lock, which makes it atomic across processes too: one process is the embedded
-   default, but a second dispatcher on the same file delivers nothing twice (the tests race two).
-   A dispatcher that dies mid-attempt leaves its lease to run out, and the job is attempted again
-   then: delivery is at least once.
+1. Claim. One statement takes up to a batch of due jobs (`next_attempt_at <= now`), pushes their
+   `next_attempt_at` one lease ahead and counts the attempt. On PostgreSQL the jobs are picked
+   `FOR UPDATE SKIP LOCKED`, so the processes sharing the queue never wait for, nor take, one
+   another's. On SQLite the same statement runs under SQLite's single write lock, which makes it
+   atomic across processes too: one process is the embedded default, but a second dispatcher on
+   the same file delivers nothing twice (the tests race two). A dispatcher that dies mid-attempt
+   leaves its lease to run out, and the job is attempted again then: delivery is at least once.
 2. Body. At the first attempt the JSON body is made (the event and its message as they are now)
-   and stored in `payload`, in the claim's transaction and so before anything is sent: every retry
-   sends the same bytes. The bodies of a claimed batch are made together: one query each for its
-   events, their messages and its suppressions, one UPDATE for the payloads.
+   and stored in `payload` before anything is sent: every retry sends the same bytes. The bodies
+   of a claimed batch are made together: one read each for its events, their messages and its
+   suppressions, one statement to store them.
 3. POST, signed with the webhook's secret (`mail.webhook_client`, which checks the address again),
    at most `per_endpoint` at a time to one origin.
 4. Record. Every attempt writes a `webhook_deliveries` row. A 2xx deletes the job; anything else
    sets its next attempt by the backoff (5 s, 30 s, 2 min, 10 min, 1 h, 6 h, then every 12 h) until
-   3 days after the event, when it is given up (deleted). The attempts that end while one record is
+   3 days after the event, when it is given up (deleted). The attempts that end while one group is
    being written are written together in the next (group commit, `db.sendlog.Batcher`). A disabled
    webhook's jobs are dropped unsent; a deleted webhook's went with it.
 
@@ -34,14 +33,12 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, Table, bindparam, delete, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgmail.config import Settings
 from orgmail.core.events import MessageEventView
@@ -49,7 +46,8 @@ from orgmail.core.messages import MessageView
 from orgmail.core.webhooks import SUPPRESSION_CREATED, WEBHOOK_TEST, EventData, SuppressionView, suppression_of_event
 from orgmail.db.sendlog import Batcher
 from orgmail.db.session import is_connection_failure
-from orgmail.db.tables import Message, MessageEvent, Suppression, Webhook, WebhookDelivery, WebhookJob, utcnow
+from orgmail.db.tables import utcnow
+from orgmail.db.webhook_queue import BodySources, ClaimedJob, EndedAttempt, Key, WebhookQueue, open_webhook_queue
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.webhook_client import DeliveryResult, WebhookClient
@@ -69,7 +67,7 @@ BUSY_POLL_SECONDS = 0.25
 class AppState(Protocol):
     """What the dispatcher takes from the app (`app.state`)."""
 
-    session_factory: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine
     settings: Settings
     vault: KeyVault
 
@@ -92,22 +90,7 @@ class _Undeliverable(Exception):
     """The event's body cannot be made (what it is about no longer exists)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Job:
-    event_id: str
-    webhook_id: str
-    org_id: str
-    event_type: str
-    payload: str | _Undeliverable | None  # the body; the reason it cannot be made; None: not made yet
-    attempt: int  # this attempt's number, counted at the claim
-    created_at: datetime  # the event's time
-    url: str | None = None  # None: the webhook is gone
-    enabled: bool = False
-    secret_encrypted: bytes = b""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.event_id, self.webhook_id)
+Body = str | _Undeliverable  # what a claimed job is to send, or why it cannot be sent
 
 
 def _timestamp(moment: datetime) -> str:
@@ -119,7 +102,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        session_factory: async_sessionmaker[AsyncSession],
+        queue: WebhookQueue,
         vault: KeyVault,
         client: WebhookClient,
         event_data: EventData,
@@ -131,7 +114,7 @@ class Dispatcher:
         per_endpoint: int = 8,
         own_client: bool = False,
     ):
-        self.session_factory = session_factory
+        self.queue = queue
         self.vault = vault
         self.client = client
         self.event_data = event_data
@@ -150,8 +133,11 @@ class Dispatcher:
         self._secrets: dict[str, tuple[bytes, str]] = {}  # webhook id -> (encrypted, decrypted)
         self._endpoints: dict[str, asyncio.Semaphore] = {}  # origin -> its POST slots
         # Attempts end one by one: waiting 10 ms for the others to end gathers them into one transaction.
-        self._recorder: Batcher[tuple[_Job, DeliveryResult, bool], None] = Batcher(
-            self._record_many, linger_seconds=0.01
+        # Attempts end one by one: gathering those that end within 20 ms into one statement (and one
+        # commit) ... Two attempts of one job (a lease ran out) are never in one group: one statement
+        # changes a job once.
+        self._recorder: Batcher[tuple[ClaimedJob, DeliveryResult, bool], None] = Batcher(
+            self._record_many, linger_seconds=0.02, linger_each_batch=True, key=lambda attempt: attempt[0].key
         )
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -180,6 +166,7 @@ class Dispatcher:
             await asyncio.gather(*pending, return_exceptions=True)
         if self._own_client:
             await self.client.close()
+        await self.queue.close()
 
     async def _run(self) -> None:
         while True:
@@ -195,8 +182,8 @@ class Dispatcher:
                 await self._trouble(exc)
                 continue
             self._recovered()
-            for job in jobs:
-                task = asyncio.create_task(self._attempt(job))
+            for job, body in jobs:
+                task = asyncio.create_task(self._attempt(job, body))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
             if not jobs:  # nothing is due: idle until the next poll or a wake-up
@@ -225,70 +212,42 @@ class Dispatcher:
         self._pause = 0.0
 
     # --- one claim, one attempt -------------------------------------------------------------------
-    async def _claim(self, limit: int) -> list[_Job]:
+    async def _claim(self, limit: int) -> list[tuple[ClaimedJob, Body | None]]:
         """Up to `limit` due jobs, leased to this dispatcher, each with its body: made now for those
-        attempted the first time (one query per kind of thing the batch's events are about) and
-        kept in the same transaction, which holds the jobs, so no other dispatcher makes one too."""
+        attempted the first time (from one read per kind of thing the batch's events are about) and
+        stored before anything is sent. A body another dispatcher stored first (after this one's
+        lease ran out) is the one sent. The body of a job that is not to be sent is None."""
         now = utcnow()
-        due = (
-            select(WebhookJob.event_id, WebhookJob.webhook_id)
-            .where(WebhookJob.next_attempt_at <= now)
-            .order_by(WebhookJob.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer and no such clause
-        )
-        claim = (
-            update(_JOBS)
-            .where(tuple_(_JOBS.c.event_id, _JOBS.c.webhook_id).in_(due))
-            .values(next_attempt_at=now + self.lease, attempts=_JOBS.c.attempts + 1)
-            .returning(*_CLAIMED)
-        )
-        async with self.session_factory() as session, session.begin():
-            claimed = (await session.execute(claim)).all()
-            if not claimed:
-                return []
-            webhooks = {
-                row.id: row
-                for row in (
-                    await session.execute(
-                        select(Webhook.id, Webhook.url, Webhook.enabled, Webhook.secret_encrypted).where(
-                            Webhook.id.in_({row.webhook_id for row in claimed})
-                        )
-                    )
-                ).all()
-            }
-            jobs = [_job(row, webhooks.get(row.webhook_id)) for row in claimed]
-            first_attempts = [job for job in jobs if job.payload is None and job.url is not None and job.enabled]
-            if first_attempts:
-                bodies = await self._make_bodies(session, first_attempts)
-                kept = [dict(e=key[0], w=key[1], body=body) for key, body in bodies.items() if isinstance(body, str)]
-                if kept:
-                    await session.execute(_STORE_PAYLOAD, kept)
-                jobs = [replace(job, payload=bodies.get(job.key, job.payload)) for job in jobs]
-        return jobs
+        claimed = await self.queue.claim(now=now, lease_until=now + self.lease, limit=limit)
+        first_attempts = [job for job in claimed if job.payload is None and job.url is not None and job.enabled]
+        bodies: dict[Key, Body | None] = {}
+        if first_attempts:
+            made = await self._make_bodies(first_attempts)
+            stored = await self.queue.keep_payloads({key: body for key, body in made.items() if isinstance(body, str)})
+            bodies = {key: stored.get(key) if isinstance(body, str) else body for key, body in made.items()}
+        return [(job, job.payload if job.payload is not None else bodies.get(job.key)) for job in claimed]
 
-    async def _attempt(self, job: _Job) -> None:
+    async def _attempt(self, job: ClaimedJob, body: Body | None) -> None:
         try:
             if job.url is None:
                 return  # the webhook was deleted after the claim, and its jobs with it
             if not job.enabled:
-                await self._drop(job)
+                await self.queue.drop(job.key)
                 return
-            if isinstance(job.payload, _Undeliverable):
-                await self._recorder.submit((job, DeliveryResult(None, 0, str(job.payload)), True))
+            if body is None:
+                return  # deleted between the claim and the storing of its body
+            if isinstance(body, _Undeliverable):
+                await self._recorder.submit((job, DeliveryResult(None, 0, str(body)), True))
                 return
-            assert job.payload is not None  # made at the claim
             secret = self._secret(job)
             if secret is None:
                 error = "the webhook's secret cannot be decrypted (has the service's secret key changed?)"
                 await self._recorder.submit((job, DeliveryResult(None, 0, error), False))
                 return
             async with self._endpoint_slots(job.url):
-                result = await self.client.post(job.url, secret=secret, event_id=job.event_id, body=job.payload)
+                result = await self.client.post(job.url, secret=secret, event_id=job.event_id, body=body)
             await self._recorder.submit((job, result, False))
         except Exception as exc:  # the lease runs out and the job is attempted again
-            if isinstance(exc, IntegrityError):
-                return  # the webhook was deleted meanwhile, with its jobs and its delivery log
             if is_connection_failure(exc):
                 log.warning("webhook dispatcher: database unreachable (%s) during an attempt", exc.__class__.__name__)
             else:
@@ -303,7 +262,7 @@ class Dispatcher:
             slots = self._endpoints[origin] = asyncio.Semaphore(self.per_endpoint)
         return slots
 
-    def _secret(self, job: _Job) -> str | None:
+    def _secret(self, job: ClaimedJob) -> str | None:
         """The webhook's signing secret, decrypted once per webhook (and again if it changes)."""
         cached = self._secrets.get(job.webhook_id)
         if cached is not None and cached[0] == job.secret_encrypted:
@@ -315,20 +274,17 @@ class Dispatcher:
         self._secrets[job.webhook_id] = (job.secret_encrypted, secret)
         return secret
 
-    async def _make_bodies(
-        self, session: AsyncSession, jobs: list[_Job]
-    ) -> dict[tuple[str, str], str | _Undeliverable]:
-        wanted_events = {job.event_id for job in jobs if job.event_type.startswith("message.")}
-        events = await _rows_by_id(session, _EVENT_COLUMNS, MessageEvent.id, wanted_events)
-        messages = await _rows_by_id(session, _MESSAGE_COLUMNS, Message.id, {e.message_id for e in events.values()})
-        wanted_suppressions = {
-            suppression_of_event(job.event_id) for job in jobs if job.event_type == SUPPRESSION_CREATED
-        }
-        suppressions = await _rows_by_id(session, _SUPPRESSION_COLUMNS, Suppression.id, wanted_suppressions)
-        bodies: dict[tuple[str, str], str | _Undeliverable] = {}
+    async def _make_bodies(self, jobs: list[ClaimedJob]) -> dict[Key, Body]:
+        sources = await self.queue.body_sources(
+            event_ids={job.event_id for job in jobs if job.event_type.startswith("message.")},
+            suppression_ids={
+                suppression_of_event(job.event_id) for job in jobs if job.event_type == SUPPRESSION_CREATED
+            },
+        )
+        bodies: dict[Key, Body] = {}
         for job in jobs:
             try:
-                data = self._data(job, events=events, messages=messages, suppressions=suppressions)
+                data = self._data(job, sources)
             except _Undeliverable as exc:
                 bodies[job.key] = exc
                 continue
@@ -336,37 +292,30 @@ class Dispatcher:
             bodies[job.key] = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         return bodies
 
-    def _data(
-        self,
-        job: _Job,
-        *,
-        events: dict[str, Row[Any]],
-        messages: dict[str, Row[Any]],
-        suppressions: dict[str, Row[Any]],
-    ) -> dict[str, Any]:
+    def _data(self, job: ClaimedJob, sources: BodySources) -> dict[str, Any]:
         """The `data` of the job's event, from what the batch read (each checked to be the job's org's)."""
         if job.event_type.startswith("message."):
-            event = events.get(job.event_id)
-            if event is None or event.org_id != job.org_id:
+            event = sources.events.get(job.event_id)
+            if event is None or event["org_id"] != job.org_id:
                 raise _Undeliverable("the event no longer exists")
-            message = messages.get(event.message_id)
-            if message is None or message.org_id != job.org_id:
+            message = sources.messages.get(event["message_id"])
+            if message is None or message["org_id"] != job.org_id:
                 raise _Undeliverable("the event's message no longer exists")
             return self.event_data.message_event(MessageEventView.of(event), MessageView.of(message))
         if job.event_type == SUPPRESSION_CREATED:
-            suppression = suppressions.get(suppression_of_event(job.event_id))
-            if suppression is None or suppression.org_id != job.org_id:
+            suppression = sources.suppressions.get(suppression_of_event(job.event_id))
+            if suppression is None or suppression["org_id"] != job.org_id:
                 raise _Undeliverable("the suppression was removed before its event could be delivered")
             return self.event_data.suppression_created(SuppressionView.of(suppression))
         if job.event_type == WEBHOOK_TEST:
             return self.event_data.webhook_test(job.webhook_id)
         raise _Undeliverable(f"unknown event type {job.event_type!r}")
 
-    async def _record_many(self, attempts: list[tuple[_Job, DeliveryResult, bool]]) -> list[None]:
+    async def _record_many(self, attempts: list[tuple[ClaimedJob, DeliveryResult, bool]]) -> list[None]:
         """The attempts' delivery rows, and their jobs deleted (delivered, given up) or rescheduled,
-        in one transaction (group commit: the attempts that end while one is written go in the next)."""
+        at once (group commit: the attempts that end while one group is written go in the next)."""
         now = utcnow()
-        deliveries, finished, retries = [], [], []
+        ended = []
         for job, result, give_up in attempts:
             next_at = None
             if not result.delivered and not give_up:
@@ -374,18 +323,10 @@ class Dispatcher:
             error = result.error
             if error is not None and next_at is None and not give_up:
                 error += "; given up: the retry period after the event is over"
-            if next_at is None:
-                finished.append(job.key)
-            else:  # unless another dispatcher claimed it since (its lease ran out): that one decides
-                retries.append(dict(e=job.event_id, w=job.webhook_id, a=job.attempt, next_at=next_at))
-            deliveries.append(
-                dict(
-                    id=new_id("whd"),
-                    org_id=job.org_id,
-                    webhook_id=job.webhook_id,
-                    event_id=job.event_id,
-                    event_type=job.event_type,
-                    attempt=job.attempt,
+            ended.append(
+                EndedAttempt(
+                    job=job,
+                    delivery_id=new_id("whd"),
                     status_code=result.status_code,
                     duration_ms=result.duration_ms,
                     error=error,
@@ -393,64 +334,8 @@ class Dispatcher:
                     created_at=now,
                 )
             )
-        async with self.session_factory() as session, session.begin():
-            if finished:
-                await session.execute(
-                    delete(WebhookJob).where(tuple_(WebhookJob.event_id, WebhookJob.webhook_id).in_(finished))
-                )
-            if retries:
-                await session.execute(_RESCHEDULE, retries)
-            await session.execute(_LOG_ATTEMPTS, deliveries)
+        await self.queue.record(ended)
         return [None] * len(attempts)
-
-    async def _drop(self, job: _Job) -> None:
-        async with self.session_factory() as session, session.begin():
-            await session.execute(
-                delete(WebhookJob).where(WebhookJob.event_id == job.event_id, WebhookJob.webhook_id == job.webhook_id)
-            )
-
-
-_JOBS = cast(Table, WebhookJob.__table__)
-_CLAIMED = [
-    _JOBS.c[name] for name in ("event_id", "webhook_id", "org_id", "event_type", "payload", "attempts", "created_at")
-]
-_LOG_ATTEMPTS = insert(cast(Table, WebhookDelivery.__table__))
-# What the bodies are made of: the views' columns only (a message's signed bytes stay in the database).
-_EVENT_COLUMNS = [getattr(MessageEvent, f.name) for f in fields(MessageEventView)]
-_MESSAGE_COLUMNS = [getattr(Message, f.name) for f in fields(MessageView)]
-_SUPPRESSION_COLUMNS = [getattr(Suppression, f.name) for f in fields(SuppressionView)]
-_STORE_PAYLOAD = (
-    update(_JOBS)
-    .where(_JOBS.c.event_id == bindparam("e"), _JOBS.c.webhook_id == bindparam("w"), _JOBS.c.payload.is_(None))
-    .values(payload=bindparam("body"))
-)
-_RESCHEDULE = (
-    update(_JOBS)
-    .where(_JOBS.c.event_id == bindparam("e"), _JOBS.c.webhook_id == bindparam("w"), _JOBS.c.attempts == bindparam("a"))
-    .values(next_attempt_at=bindparam("next_at"))
-)
-
-
-def _job(row: Row[Any], webhook: Row[str, str, bool, bytes] | None) -> _Job:
-    return _Job(
-        event_id=row.event_id,
-        webhook_id=row.webhook_id,
-        org_id=row.org_id,
-        event_type=row.event_type,
-        payload=row.payload,
-        attempt=row.attempts,
-        created_at=row.created_at,
-        url=webhook.url if webhook else None,
-        enabled=bool(webhook and webhook.enabled),
-        secret_encrypted=webhook.secret_encrypted if webhook else b"",
-    )
-
-
-async def _rows_by_id(session: AsyncSession, columns: list[Any], id_column: Any, ids: set[str]) -> dict[str, Row[Any]]:
-    """The rows (those columns) whose id is among `ids`, by id; no query when there are none."""
-    if not ids:
-        return {}
-    return {row.id: row for row in (await session.execute(select(*columns).where(id_column.in_(ids)))).all()}
 
 
 async def start(
@@ -463,10 +348,11 @@ async def start(
     idle_seconds: float = 1.0,
     batch_size: int = 32,
 ) -> Dispatcher:
-    """Start delivering; the handle's `stop()` ends it. Without a `client`, one is made from the
-    settings (`webhook_allow_private`) and closed by `stop()`."""
+    """Start delivering; the handle's `stop()` ends it. The queue is opened on the app's engine (and
+    closed by `stop()`); without a `client`, one is made from the settings (`webhook_allow_private`)
+    and closed by `stop()`."""
     dispatcher = Dispatcher(
-        session_factory=app_state.session_factory,
+        queue=await open_webhook_queue(app_state.engine),
         vault=app_state.vault,
         client=client or WebhookClient(allow_private=app_state.settings.webhook_allow_private),
         event_data=event_data,

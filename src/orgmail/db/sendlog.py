@@ -252,10 +252,12 @@ class Batcher(Generic[Item, Result]):
         max_batch: int = 100,
         key: Callable[[Item], object] = id,
         linger_seconds: float = 0.0,
+        linger_each_batch: bool = False,
     ):
         self._write_many = write_many
         self._max_batch = max_batch
         self._linger = linger_seconds  # how long a lone item waits for company before it goes out
+        self._linger_each_batch = linger_each_batch  # and every batch, not only a drain's first
         self._key = key  # two items with one key never share a batch (two UPDATEs of one row)
         self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._writer: asyncio.Task | None = None
@@ -277,9 +279,11 @@ class Batcher(Generic[Item, Result]):
 
     async def _drain(self) -> None:
         try:
-            if self._linger:
-                await asyncio.sleep(self._linger)
+            lingers = self._linger > 0
             while self._queue:
+                if lingers and len(self._queue) < self._max_batch:
+                    await asyncio.sleep(self._linger)
+                lingers = self._linger_each_batch
                 batch = self._next_batch()
                 try:
                     await self._write_batch(batch)
@@ -419,6 +423,21 @@ async def _nothing_to_reset(_connection) -> None:
     transaction left open, e.g. by a cancelled request."""
 
 
+async def connect_pool(dsn: str, *, max_size: int, connect_timeout: float = 5.0) -> asyncpg.Pool:
+    """A pool that opens its connections when first needed: the service starts, and answers 503,
+    while the database is down."""
+    pool = asyncpg.create_pool(
+        dsn,
+        min_size=0,
+        max_size=max_size,
+        max_inactive_connection_lifetime=300,
+        reset=_nothing_to_reset,
+        timeout=connect_timeout,
+    )
+    await pool  # with min_size=0 this opens no connection yet
+    return pool
+
+
 class PostgresSendLog:
     def __init__(self, pool):
         self._pool = pool
@@ -427,19 +446,8 @@ class PostgresSendLog:
         self._updates: dict[tuple[object, ...], Batcher] = {}  # one per (with events?, *columns changed)
 
     @classmethod
-    async def connect(cls, dsn: str, *, max_size: int = 10, connect_timeout: float = 5.0) -> PostgresSendLog:
-        """A pool that opens its connections when first needed: the service starts, and answers 503,
-        while the database is down."""
-        pool = asyncpg.create_pool(
-            dsn,
-            min_size=0,
-            max_size=max_size,
-            max_inactive_connection_lifetime=300,
-            reset=_nothing_to_reset,
-            timeout=connect_timeout,
-        )
-        await pool  # with min_size=0 this opens no connection yet
-        return cls(pool)
+    async def connect(cls, dsn: str, *, max_size: int = 10) -> PostgresSendLog:
+        return cls(await connect_pool(dsn, max_size=max_size))
 
     async def find(self, *, org_id: str, idempotency_key: str) -> SendLogRow | None:
         record = await self._pool.fetchrow(
