@@ -152,3 +152,28 @@ async def test_the_batcher_groups_what_arrives_while_a_batch_is_in_flight():
     rest = await asyncio.gather(*(batcher.submit(n) for n in range(2, 6)))
     assert await first == 2 and rest == [4, 6, 8, 10]
     assert batches == [[1], [2, 3, 4, 5]]
+
+
+async def test_a_batcher_that_lingers_each_batch_groups_a_steady_trickle():
+    async def trickle(batcher: Batcher[int, int]) -> None:
+        submitted = []
+        for n in range(30):  # one item every 3 ms: 90 ms in all
+            submitted.append(asyncio.ensure_future(batcher.submit(n)))
+            await asyncio.sleep(0.003)
+        assert await asyncio.gather(*submitted) == list(range(30))
+
+    def batcher(batches: list[list[int]], **options) -> Batcher[int, int]:
+        async def write_many(items: list[int]) -> list[int]:
+            batches.append(items)
+            await asyncio.sleep(0.005)  # a round trip, during which more arrive
+            return items
+
+        return Batcher(write_many, linger_seconds=0.02, **options)
+
+    first_only: list[list[int]] = []
+    await trickle(batcher(first_only))
+    each: list[list[int]] = []
+    await trickle(batcher(each, linger_each_batch=True))
+    # Lingering only when a drain begins: what arrives during a write goes out next, in ones and twos.
+    assert len(first_only) >= 10
+    assert len(each) <= 7 and sorted(n for batch in each for n in batch) == list(range(30))

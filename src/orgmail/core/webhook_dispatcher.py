@@ -133,9 +133,9 @@ class Dispatcher:
         self._secrets: dict[str, tuple[bytes, str]] = {}  # webhook id -> (encrypted, decrypted)
         self._endpoints: dict[str, asyncio.Semaphore] = {}  # origin -> its POST slots
         # Attempts end one by one: waiting 10 ms for the others to end gathers them into one transaction.
-        # Attempts end one by one: gathering those that end within 20 ms into one statement (and one
-        # commit) ... Two attempts of one job (a lease ran out) are never in one group: one statement
-        # changes a job once.
+        # Attempts end one by one: each group of them waits 20 ms for company, so a busy queue is
+        # recorded in a few statements (and commits) a second, not one per attempt or two. Two
+        # attempts of one job (a lease ran out) are never in one group: a statement changes a job once.
         self._recorder: Batcher[tuple[ClaimedJob, DeliveryResult, bool], None] = Batcher(
             self._record_many, linger_seconds=0.02, linger_each_batch=True, key=lambda attempt: attempt[0].key
         )
