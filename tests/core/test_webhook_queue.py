@@ -4,7 +4,7 @@ what a record does to jobs and the delivery log, and what bodies are made of."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
@@ -98,12 +98,16 @@ async def test_a_claimed_job_is_leased_and_its_attempt_counted(setup):
 
 async def test_a_body_is_kept_once_and_the_kept_one_is_what_every_attempt_sends(setup):
     await setup.test_event()
-    [job] = await setup.claim()
-    assert await setup.queue.keep_payloads({job.key: '{"first":1}'}) == {job.key: '{"first":1}'}
-    assert await setup.queue.keep_payloads({job.key: '{"second":2}'}) == {job.key: '{"first":1}'}
-    [again] = await setup.claim(at=utcnow() + timedelta(seconds=61))
-    assert again.payload == '{"first":1}'
-    assert await setup.queue.keep_payloads({("evt_gone", setup.webhook_id): "{}"}) == {}
+    await setup.test_event()
+    job, other = await setup.claim()
+    assert await setup.queue.keep_payloads([(job, '{"first":1}')]) == {job.key: '{"first":1}'}
+    claimed_again = {j.key: j for j in await setup.claim(at=utcnow() + timedelta(seconds=61))}  # leases ran out
+    again, other_again = claimed_again[job.key], claimed_again[other.key]
+    assert again.attempt == 2 and again.payload == '{"first":1}'
+    assert other_again.payload is None
+    # Bodies stored too late (the job was claimed again since) or for a job that is gone: left out.
+    assert await setup.queue.keep_payloads([(other, "{}"), (replace(job, event_id="evt_gone"), "{}")]) == {}
+    assert await setup.queue.keep_payloads([(other_again, '{"second":2}')]) == {other.key: '{"second":2}'}
 
 
 async def test_a_record_logs_each_attempt_and_deletes_or_reschedules_its_job(setup):

@@ -132,7 +132,6 @@ class Dispatcher:
         self._pause = 0.0
         self._secrets: dict[str, tuple[bytes, str]] = {}  # webhook id -> (encrypted, decrypted)
         self._endpoints: dict[str, asyncio.Semaphore] = {}  # origin -> its POST slots
-        # Attempts end one by one: waiting 10 ms for the others to end gathers them into one transaction.
         # Attempts end one by one: each group of them waits 20 ms for company, so a busy queue is
         # recorded in a few statements (and commits) a second, not one per attempt or two. Two
         # attempts of one job (a lease ran out) are never in one group: a statement changes a job once.
@@ -223,7 +222,9 @@ class Dispatcher:
         bodies: dict[Key, Body | None] = {}
         if first_attempts:
             made = await self._make_bodies(first_attempts)
-            stored = await self.queue.keep_payloads({key: body for key, body in made.items() if isinstance(body, str)})
+            stored = await self.queue.keep_payloads(
+                [(job, body) for job in first_attempts if isinstance(body := made[job.key], str)]
+            )
             bodies = {key: stored.get(key) if isinstance(body, str) else body for key, body in made.items()}
         return [(job, job.payload if job.payload is not None else bodies.get(job.key)) for job in claimed]
 

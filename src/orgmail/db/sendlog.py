@@ -423,11 +423,13 @@ async def _nothing_to_reset(_connection) -> None:
     transaction left open, e.g. by a cancelled request."""
 
 
-async def connect_pool(dsn: str, *, max_size: int, connect_timeout: float = 5.0) -> asyncpg.Pool:
+async def connect_pool(dsn: str, *, name: str, max_size: int, connect_timeout: float = 5.0) -> asyncpg.Pool:
     """A pool that opens its connections when first needed: the service starts, and answers 503,
-    while the database is down."""
+    while the database is down. Its connections are named `name` (`application_name`), so
+    `pg_stat_activity` tells whose they are."""
     pool = asyncpg.create_pool(
         dsn,
+        server_settings={"application_name": name},
         min_size=0,
         max_size=max_size,
         max_inactive_connection_lifetime=300,
@@ -447,7 +449,7 @@ class PostgresSendLog:
 
     @classmethod
     async def connect(cls, dsn: str, *, max_size: int = 10) -> PostgresSendLog:
-        return cls(await connect_pool(dsn, max_size=max_size))
+        return cls(await connect_pool(dsn, name="orgmail send log", max_size=max_size))
 
     async def find(self, *, org_id: str, idempotency_key: str) -> SendLogRow | None:
         record = await self._pool.fetchrow(
