@@ -31,12 +31,13 @@ from orgmail.core.suppressions import add_suppression, remove_suppression
 from orgmail.core.webhook_dispatcher import Dispatcher, Schedule, start
 from orgmail.db.sendlog import EventRow, write_events
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
-from orgmail.db.tables import Message, Webhook, WebhookDelivery, WebhookJob, utcnow
+from orgmail.db.tables import Webhook, WebhookDelivery, WebhookJob
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.webhook_client import WebhookClient, address_refusal, resolve
 from tests.fresh_database import fresh_database
 from tests.postgres_server import PrivatePostgres
+from tests.sent_message import sent_message
 from tests.webhook_receiver import WebhookReceiver
 
 FAST = Schedule(backoff=(0.2, 0.2, 0.2), repeat_every=0.2, give_up_after=3600)
@@ -335,7 +336,7 @@ async def test_a_message_event_carries_the_event_and_the_message_as_the_api_show
     message_id = new_id("msg")
     event = EventRow(id=new_id("evt"), org_id=queue.org_id, message_id=message_id, type="sent")
     async with queue.session_factory() as session, session.begin():
-        session.add(_message(message_id, queue.org_id))
+        session.add(sent_message(message_id, queue.org_id))
     async with queue.engine.begin() as connection:
         await write_events(connection, [event])  # as the send pipeline does: the event and its jobs
     assert [job.event_type for job in await queue.jobs(wanted)] == ["message.sent"]
@@ -351,24 +352,6 @@ async def test_a_message_event_carries_the_event_and_the_message_as_the_api_show
     async with queue.session_factory() as session:
         view = await get_message(session, org_id=queue.org_id, message_id=message_id)
     assert body["data"]["message"] == json.loads(mail_message(view).model_dump_json(by_alias=True))
-
-
-def _message(message_id: str, org_id: str) -> Message:
-    now = utcnow()
-    return Message(
-        id=message_id,
-        org_id=org_id,
-        from_address="ann@example.com",
-        to=["bob@example.net"],
-        subject="Hello",
-        status="sent",
-        message_id=f"<{message_id}@example.com>",
-        domain="example.com",
-        created_at=now,
-        updated_at=now,
-        sent_at=now,
-        last_event="sent",
-    )
 
 
 async def test_suppression_created_carries_the_suppression_under_a_stable_event_id(queue, receiver):

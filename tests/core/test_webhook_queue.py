@@ -15,11 +15,12 @@ from orgmail.core import orgs, webhooks
 from orgmail.core.suppressions import add_suppression
 from orgmail.db.sendlog import EventRow, write_events
 from orgmail.db.session import create_engine, create_session_factory
-from orgmail.db.tables import Message, WebhookDelivery, WebhookJob, utcnow
+from orgmail.db.tables import WebhookDelivery, WebhookJob, utcnow
 from orgmail.db.webhook_queue import ClaimedJob, EndedAttempt, WebhookQueue, open_webhook_queue
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault
 from tests.fresh_database import fresh_database
+from tests.sent_message import sent_message
 
 
 @pytest.fixture(scope="module")
@@ -141,24 +142,8 @@ async def test_the_attempts_of_a_deleted_webhook_are_not_logged(setup):
 
 async def test_body_sources_are_the_event_its_message_and_the_suppression(setup):
     message_id, event_id = new_id("msg"), new_id("evt")
-    now = utcnow()
     async with setup.session_factory() as session, session.begin():
-        session.add(
-            Message(
-                id=message_id,
-                org_id=setup.org_id,
-                from_address="ann@example.com",
-                to=["bob@example.net"],
-                subject="Hello",
-                status="sent",
-                message_id=f"<{message_id}@example.com>",
-                domain="example.com",
-                tags={"order": "42"},
-                raw=b"the signed bytes",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        session.add(sent_message(message_id, setup.org_id, tags={"order": "42"}, raw=b"the signed bytes"))
     async with setup.engine.begin() as connection:
         await write_events(connection, [EventRow(id=event_id, org_id=setup.org_id, message_id=message_id, type="sent")])
     async with setup.session_factory() as session:

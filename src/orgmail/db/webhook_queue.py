@@ -1,8 +1,8 @@
 """The webhook delivery queue's statements (`webhook_jobs`, `webhook_deliveries`), behind one small
 interface, two implementations, as the send log's are (`db.sendlog`).
 
-A delivery is about as much work for the database as the send it reports on, so the dispatcher's
-statements are batched and few: per claimed batch one claim, one or two reads of what the bodies
+Every send with a webhook brings a delivery, and the two share the database and the cores, so the
+dispatcher's statements are batched and few: per claimed batch one claim, one or two reads of what the bodies
 are made of and one store of the bodies; per group of ended attempts one statement that logs them
 and deletes or reschedules their jobs.
 
