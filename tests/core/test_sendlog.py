@@ -174,6 +174,6 @@ async def test_a_batcher_that_lingers_each_batch_groups_a_steady_trickle():
     await trickle(batcher(first_only))
     each: list[list[int]] = []
     await trickle(batcher(each, linger_each_batch=True))
-    # Lingering only when a drain begins: what arrives during a write goes out next, in ones and twos.
-    assert len(first_only) >= 10
-    assert len(each) <= 7 and sorted(n for batch in each for n in batch) == list(range(30))
+    # Lingering only when a drain begins, what arrives during a write goes out next, in ones and twos.
+    assert sorted(n for batch in each for n in batch) == list(range(30))
+    assert len(each) * 2 <= len(first_only)

@@ -446,6 +446,26 @@ def _remove(server: PrivatePostgres) -> None:
     shutil.rmtree(server.folder, ignore_errors=True)
 
 
+async def test_a_claim_whose_bodies_cannot_be_made_is_given_back_not_counted(queue, receiver):
+    webhook_id, secret = await queue.webhook(receiver.url("/given-back"))
+    receiver.expect("/given-back", secret)
+    dispatcher = await queue.start(lease_seconds=600)  # a lease left to run out would outlast the test
+    real_body_sources, failures = dispatcher.queue.body_sources, []
+
+    async def fails_once(**ids):
+        if not failures:
+            failures.append(ids)
+            raise RuntimeError("the reads failed")
+        return await real_body_sources(**ids)
+
+    dispatcher.queue.body_sources = fails_once  # type: ignore[method-assign]
+    await queue.test_event(webhook_id)
+    await receiver.wait_for("/given-back", 1)
+    await queue.wait_until(lambda: _logged(queue, webhook_id))
+    [delivery] = await queue.deliveries(webhook_id)
+    assert failures and delivery.attempt == 1 and delivery.status_code == 200
+
+
 async def test_unexpected_errors_in_a_claim_are_logged_and_survived(queue, receiver, caplog):
     webhook_id, secret = await queue.webhook(receiver.url("/odd"))
     receiver.expect("/odd", secret)
@@ -464,3 +484,7 @@ async def test_unexpected_errors_in_a_claim_are_logged_and_survived(queue, recei
     await queue.test_event(webhook_id)
     await receiver.wait_for("/odd", 1)
     assert dispatcher.running and any("a bug" in r.getMessage() for r in caplog.records)
+
+
+async def _logged(queue: Queue, webhook_id: str) -> bool:
+    return bool(await queue.deliveries(webhook_id))

@@ -4,7 +4,7 @@ what a record does to jobs and the delivery log, and what bodies are made of."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -106,9 +106,24 @@ async def test_a_body_is_kept_once_and_the_kept_one_is_what_every_attempt_sends(
     again, other_again = claimed_again[job.key], claimed_again[other.key]
     assert again.attempt == 2 and again.payload == '{"first":1}'
     assert other_again.payload is None
-    # Bodies stored too late (the job was claimed again since) or for a job that is gone: left out.
-    assert await setup.queue.keep_payloads([(other, "{}"), (replace(job, event_id="evt_gone"), "{}")]) == {}
+    assert await setup.queue.keep_payloads([(other, "{}")]) == {}  # too late: claimed again since
     assert await setup.queue.keep_payloads([(other_again, '{"second":2}')]) == {other.key: '{"second":2}'}
+
+
+async def test_a_body_for_a_job_deleted_since_its_claim_is_left_out(setup):
+    await setup.test_event()
+    [job] = await setup.claim()
+    async with setup.session_factory() as session, session.begin():
+        await session.execute(delete(WebhookJob).where(WebhookJob.event_id == job.event_id))
+    assert await setup.queue.keep_payloads([(job, "{}")]) == {}
+
+
+async def test_a_released_claim_is_due_at_once_with_its_attempt_not_counted(setup):
+    await setup.test_event()
+    [job] = await setup.claim()
+    await setup.queue.release([job], now=utcnow())
+    [again] = await setup.claim()
+    assert again.key == job.key and again.attempt == 1
 
 
 async def test_a_record_logs_each_attempt_and_deletes_or_reschedules_its_job(setup):

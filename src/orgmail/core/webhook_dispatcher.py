@@ -214,17 +214,23 @@ class Dispatcher:
     async def _claim(self, limit: int) -> list[tuple[ClaimedJob, Body | None]]:
         """Up to `limit` due jobs, leased to this dispatcher, each with its body: made now for those
         attempted the first time (from one read per kind of thing the batch's events are about) and
-        stored before anything is sent. A body another dispatcher stored first (after this one's
-        lease ran out) is the one sent. The body of a job that is not to be sent is None."""
+        stored before anything is sent. None for a job not to be sent now: one deleted, or claimed
+        again by another dispatcher, before its body was stored. Claims whose bodies could not be
+        made or stored are given back, so a failure here costs no attempt and no lease."""
         now = utcnow()
         claimed = await self.queue.claim(now=now, lease_until=now + self.lease, limit=limit)
         first_attempts = [job for job in claimed if job.payload is None and job.url is not None and job.enabled]
         bodies: dict[Key, Body | None] = {}
         if first_attempts:
-            made = await self._make_bodies(first_attempts)
-            stored = await self.queue.keep_payloads(
-                [(job, body) for job in first_attempts if isinstance(body := made[job.key], str)]
-            )
+            try:
+                made = await self._make_bodies(first_attempts)
+                stored = await self.queue.keep_payloads(
+                    [(job, body) for job in first_attempts if isinstance(body := made[job.key], str)]
+                )
+            except Exception:
+                with contextlib.suppress(Exception):  # the database is likely gone: the leases run out
+                    await self.queue.release(claimed, now=utcnow())
+                raise
             bodies = {key: stored.get(key) if isinstance(body, str) else body for key, body in made.items()}
         return [(job, job.payload if job.payload is not None else bodies.get(job.key)) for job in claimed]
 
@@ -236,7 +242,7 @@ class Dispatcher:
                 await self.queue.drop(job.key)
                 return
             if body is None:
-                return  # deleted between the claim and the storing of its body
+                return  # deleted, or claimed again, before its body was stored
             if isinstance(body, _Undeliverable):
                 await self._recorder.submit((job, DeliveryResult(None, 0, str(body)), True))
                 return

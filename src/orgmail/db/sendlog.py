@@ -25,12 +25,13 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import asyncpg
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Column, Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from orgmail.db.session import asyncpg_dsn, connect_pool
 from orgmail.db.tables import Message, MessageEvent, Suppression, utcnow
 from orgmail.ids import new_id
 
@@ -239,7 +240,8 @@ class Batcher(Generic[Item, Result]):
     Under load a worker has dozens of sends between two database round trips; writing their rows
     in one statement and one commit costs both PostgreSQL and this process a fraction of what one
     statement per row does (figures in the README's Performance section). An idle service gains
-    nothing and waits for nothing: a lone statement goes out on the next turn of the event loop.
+    nothing and, unless `linger_seconds` says otherwise, waits for nothing: a lone statement goes out
+    on the next turn of the event loop.
 
     `write_many` takes a batch and returns one result per item. If a batch fails, each of its
     items is written again on its own, so one bad row fails only its own send.
@@ -320,7 +322,7 @@ class Batcher(Generic[Item, Result]):
 
 
 # --- PostgreSQL: asyncpg -------------------------------------------------------------------------
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
     return f'"{name}"'  # "to" is a reserved word
 
 
@@ -336,15 +338,16 @@ _PG_ARRAY_TYPES = {
 }
 
 
-def _pg_array_type(name: str) -> str:
-    declared = _MESSAGES.c[name].type.compile(dialect=postgresql.dialect())
+def pg_array_type(column: Column[Any]) -> str:
+    """The array type a column's values are sent as to unnest()."""
+    declared = column.type.compile(dialect=postgresql.dialect())
     return _PG_ARRAY_TYPES[declared.split("(")[0]]
 
 
-_PG_ARRAY_TYPE = {name: _pg_array_type(name) for name in COLUMNS}
+_PG_ARRAY_TYPE = {name: pg_array_type(_MESSAGES.c[name]) for name in COLUMNS}
 
 
-_PG_COLUMN_LIST = ", ".join(_quoted(c) for c in COLUMNS)
+_PG_COLUMN_LIST = ", ".join(quoted(c) for c in COLUMNS)
 _PG_INSERT_MANY = (
     f"INSERT INTO messages ({_PG_COLUMN_LIST}) "
     f"SELECT * FROM unnest({', '.join(f'${i}::{_PG_ARRAY_TYPE[c]}' for i, c in enumerate(COLUMNS, start=1))}) "
@@ -371,8 +374,8 @@ def _pg_update_many(names: tuple[str, ...], *, with_events: bool = False) -> str
         f"${i}::{kind}" for i, kind in enumerate(["text[]", *(_PG_ARRAY_TYPE[n] for n in names)], start=1)
     )
     update = (
-        f"UPDATE messages AS m SET {', '.join(f'{_quoted(n)} = v.{_quoted(n)}' for n in names)} "
-        f"FROM unnest({sources}) AS v(id, {', '.join(_quoted(n) for n in names)}) "
+        f"UPDATE messages AS m SET {', '.join(f'{quoted(n)} = v.{quoted(n)}' for n in names)} "
+        f"FROM unnest({sources}) AS v(id, {', '.join(quoted(n) for n in names)}) "
         "WHERE m.id = v.id RETURNING m.id"
     )
     if not with_events:
@@ -415,29 +418,6 @@ def _to_database(name: str, value: Any) -> Any:
 
 def _from_record(record) -> SendLogRow:
     return SendLogRow(*(json.loads(v) if n in JSON_COLUMNS else v for n, v in zip(COLUMNS, record, strict=True)))
-
-
-async def _nothing_to_reset(_connection) -> None:
-    """Pool connections carry no session state (no SET, LISTEN or advisory locks), so the default
-    reset (one more round trip per release) has nothing to do. asyncpg still rolls back a
-    transaction left open, e.g. by a cancelled request."""
-
-
-async def connect_pool(dsn: str, *, name: str, max_size: int, connect_timeout: float = 5.0) -> asyncpg.Pool:
-    """A pool that opens its connections when first needed: the service starts, and answers 503,
-    while the database is down. Its connections are named `name` (`application_name`), so
-    `pg_stat_activity` tells whose they are."""
-    pool = asyncpg.create_pool(
-        dsn,
-        server_settings={"application_name": name},
-        min_size=0,
-        max_size=max_size,
-        max_inactive_connection_lifetime=300,
-        reset=_nothing_to_reset,
-        timeout=connect_timeout,
-    )
-    await pool  # with min_size=0 this opens no connection yet
-    return pool
 
 
 class PostgresSendLog:
@@ -554,7 +534,7 @@ class PostgresSendLog:
     async def _update(executor, row_id: str, values: Mapping[str, Any], *, if_status: str | None = None) -> bool:
         names = list(values)
         first = 2 if if_status is None else 3
-        assignments = ", ".join(f"{_quoted(n)} = ${i}" for i, n in enumerate(names, start=first))
+        assignments = ", ".join(f"{quoted(n)} = ${i}" for i, n in enumerate(names, start=first))
         condition = "id = $1" if if_status is None else "id = $1 AND status = $2"
         arguments = [row_id] if if_status is None else [row_id, if_status]
         status = await executor.execute(
@@ -568,7 +548,7 @@ class PostgresSendLog:
         self, cutoff: datetime, values: Mapping[str, Any], *, event: Callable[[str, str], EventRow]
     ) -> int:
         names = list(values)
-        assignments = ", ".join(f"{_quoted(n)} = ${i}" for i, n in enumerate(names, start=2))
+        assignments = ", ".join(f"{quoted(n)} = ${i}" for i, n in enumerate(names, start=2))
         async with self._pool.acquire() as connection, connection.transaction():
             settled = await connection.fetch(
                 f"UPDATE messages SET {assignments} WHERE status = 'queued' AND updated_at < $1 RETURNING id, org_id",
@@ -709,8 +689,7 @@ class SqlAlchemySendLog:
 async def open_send_log(database_url: str, engine: AsyncEngine) -> SendLog:
     """asyncpg for PostgreSQL, SQLAlchemy Core for anything else (`engine` is the service's own)."""
     if engine.dialect.name == "postgresql":
-        dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        return await PostgresSendLog.connect(dsn)
+        return await PostgresSendLog.connect(asyncpg_dsn(engine))
     from orgmail.db.session import create_engine
 
     return SqlAlchemySendLog(engine, create_engine(database_url, isolation_level="AUTOCOMMIT"))

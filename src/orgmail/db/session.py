@@ -132,3 +132,31 @@ def upgrade_database(database_url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(_alembic_config(database_url), revision)
+
+
+def asyncpg_dsn(engine: AsyncEngine) -> str:
+    """The PostgreSQL engine's URL as asyncpg takes it (for the pools that run on asyncpg directly)."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _nothing_to_reset(_connection) -> None:
+    """Pool connections carry no session state (no SET, LISTEN or advisory locks), so the default
+    reset (one more round trip per release) has nothing to do. asyncpg still rolls back a
+    transaction left open, e.g. by a cancelled request."""
+
+
+async def connect_pool(dsn: str, *, name: str, max_size: int, connect_timeout: float = 5.0) -> asyncpg.Pool:
+    """A pool that opens its connections when first needed: the service starts, and answers 503,
+    while the database is down. Its connections are named `name` (`application_name`), so
+    `pg_stat_activity` tells whose they are."""
+    pool = asyncpg.create_pool(
+        dsn,
+        server_settings={"application_name": name},
+        min_size=0,
+        max_size=max_size,
+        max_inactive_connection_lifetime=300,
+        reset=_nothing_to_reset,
+        timeout=connect_timeout,
+    )
+    await pool  # with min_size=0 this opens no connection yet
+    return pool

@@ -26,7 +26,8 @@ import asyncpg
 from sqlalchemy import BindParameter, Row, Table, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orgmail.db.sendlog import COLUMNS, JSON_COLUMNS, connect_pool
+from orgmail.db.sendlog import COLUMNS, JSON_COLUMNS, pg_array_type, quoted
+from orgmail.db.session import asyncpg_dsn, connect_pool
 from orgmail.db.tables import Message, MessageEvent, Suppression, Webhook, WebhookDelivery, WebhookJob
 
 Key = tuple[str, str]  # (event id, webhook id): a job
@@ -96,6 +97,11 @@ class WebhookQueue(Protocol):
         decides. A deleted webhook's attempts are not logged (its log went with it)."""
         ...
 
+    async def release(self, jobs: Sequence[ClaimedJob], *, now: datetime) -> None:
+        """Give claims back unattempted: due again at `now`, their attempt not counted (unless
+        claimed again since)."""
+        ...
+
     async def drop(self, key: Key) -> None: ...
 
     async def close(self) -> None: ...
@@ -104,7 +110,8 @@ class WebhookQueue(Protocol):
 _MESSAGE_COLUMNS = tuple(name for name in COLUMNS if name not in ("raw", "request_hash"))
 _EVENT_COLUMNS = tuple(column.key for column in cast(Table, MessageEvent.__table__).columns)
 _SUPPRESSION_COLUMNS = tuple(column.key for column in cast(Table, Suppression.__table__).columns)
-_DELIVERY_COLUMNS = tuple(column.key for column in cast(Table, WebhookDelivery.__table__).columns)
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+_DELIVERY_COLUMNS = tuple(column.key for column in _DELIVERIES.columns)
 
 
 def _delivery_values(attempt: EndedAttempt) -> dict[str, Any]:
@@ -128,15 +135,11 @@ def _message(row: Mapping[str, Any]) -> dict[str, Any]:
     return {name: json.loads(value) if name in JSON_COLUMNS else value for name, value in row.items()}
 
 
-def _quoted(name: str) -> str:
-    return f'"{name}"'  # messages."to" is a reserved word
-
-
 # --- PostgreSQL: asyncpg, one statement each -----------------------------------------------------
 
 # The due rows are updated by their ctid (a TID scan), not joined back by key: with LIMIT a parameter
 # the planner cannot tell that the batch is small, and its generic plan hashed the whole queue for
-# each claim (3.4 ms with 5,000 jobs queued, EXPLAIN ANALYZE).
+# each claim (EXPLAIN ANALYZE; the README has the figures).
 _PG_CLAIM = """
 WITH claimed AS (
     UPDATE webhook_jobs AS j SET next_attempt_at = $2, attempts = j.attempts + 1
@@ -152,25 +155,18 @@ ORDER BY c.created_at
 """
 _PG_EVENTS = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM message_events WHERE id = ANY($1::text[])"
 _PG_MESSAGES_OF_EVENTS = (
-    f"SELECT {', '.join('m.' + _quoted(c) for c in _MESSAGE_COLUMNS)} FROM messages AS m "
+    f"SELECT {', '.join('m.' + quoted(c) for c in _MESSAGE_COLUMNS)} FROM messages AS m "
     "WHERE m.id IN (SELECT message_id FROM message_events WHERE id = ANY($1::text[]))"
 )
 _PG_SUPPRESSIONS = f"SELECT {', '.join(_SUPPRESSION_COLUMNS)} FROM suppressions WHERE id = ANY($1::text[])"
 # By the rows' ctids from the claim, for the same reason (joined by key, the generic plan scanned the
-# whole queue: 2.8 ms with 5,000 jobs). A row another dispatcher has updated since is not found.
+# whole queue). A row another dispatcher has updated since is not found.
 _PG_KEEP_PAYLOADS = """
 UPDATE webhook_jobs AS j SET payload = coalesce(j.payload, x.body)
 FROM unnest($2::text[], $3::text[], $4::text[]) AS x(e, w, body)
 WHERE j.ctid = ANY($1::tid[]) AND j.event_id = x.e AND j.webhook_id = x.w
 RETURNING j.event_id, j.webhook_id, j.payload
 """
-_PG_DELIVERY_ARRAY_TYPES = {
-    "attempt": "int[]",
-    "status_code": "int[]",
-    "duration_ms": "int[]",
-    "next_attempt_at": "timestamptz[]",
-    "created_at": "timestamptz[]",
-}
 _PG_RECORD = f"""
 WITH finished AS (
     DELETE FROM webhook_jobs AS j USING unnest($1::text[], $2::text[]) AS x(e, w)
@@ -182,11 +178,14 @@ WITH finished AS (
 )
 INSERT INTO webhook_deliveries ({", ".join(_DELIVERY_COLUMNS)})
 SELECT x.* FROM unnest({
-    ", ".join(
-        f"${i}::{_PG_DELIVERY_ARRAY_TYPES.get(name, 'text[]')}" for i, name in enumerate(_DELIVERY_COLUMNS, start=7)
-    )
+    ", ".join(f"${i}::{pg_array_type(_DELIVERIES.c[name])}" for i, name in enumerate(_DELIVERY_COLUMNS, start=7))
 }) AS x({", ".join(_DELIVERY_COLUMNS)})
 WHERE EXISTS (SELECT 1 FROM webhooks AS w WHERE w.id = x.webhook_id)
+"""
+_PG_RELEASE = """
+UPDATE webhook_jobs AS j SET next_attempt_at = $1, attempts = j.attempts - 1
+FROM unnest($2::text[], $3::text[], $4::int[]) AS x(e, w, a)
+WHERE j.event_id = x.e AND j.webhook_id = x.w AND j.attempts = x.a
 """
 _PG_DROP = "DELETE FROM webhook_jobs WHERE event_id = $1 AND webhook_id = $2"
 
@@ -251,8 +250,7 @@ class PostgresWebhookQueue:
     async def record(self, attempts: Sequence[EndedAttempt]) -> None:
         finished = [a.job.key for a in attempts if a.next_attempt_at is None]
         retried = [a for a in attempts if a.next_attempt_at is not None]
-        await self._pool.execute(
-            _PG_RECORD,
+        arguments = (
             [k[0] for k in finished],
             [k[1] for k in finished],
             [a.job.event_id for a in retried],
@@ -260,6 +258,17 @@ class PostgresWebhookQueue:
             [a.job.attempt for a in retried],
             [a.next_attempt_at for a in retried],
             *_columns((_delivery_values(a) for a in attempts), _DELIVERY_COLUMNS),
+        )
+        try:
+            await self._pool.execute(_PG_RECORD, *arguments)
+        except asyncpg.ForeignKeyViolationError:
+            # A webhook deleted while the statement ran (its snapshot still saw it): once more, and
+            # the new snapshot leaves that webhook's attempts out.
+            await self._pool.execute(_PG_RECORD, *arguments)
+
+    async def release(self, jobs: Sequence[ClaimedJob], *, now: datetime) -> None:
+        await self._pool.execute(
+            _PG_RELEASE, now, [j.event_id for j in jobs], [j.webhook_id for j in jobs], [j.attempt for j in jobs]
         )
 
     async def drop(self, key: Key) -> None:
@@ -272,13 +281,10 @@ class PostgresWebhookQueue:
 # --- any SQLAlchemy database (SQLite): Core statements -------------------------------------------
 
 _JOBS = cast(Table, WebhookJob.__table__)
-_CLAIMED = [
-    *(
-        _JOBS.c[name]
-        for name in ("event_id", "webhook_id", "org_id", "event_type", "payload", "attempts", "created_at")
-    ),
-    *(cast(Table, Webhook.__table__).c[name] for name in ("url", "enabled", "secret_encrypted")),
+_CLAIMED_JOB = [
+    _JOBS.c[name] for name in ("event_id", "webhook_id", "org_id", "event_type", "payload", "attempts", "created_at")
 ]
+_CLAIMED_WEBHOOK = [cast(Table, Webhook.__table__).c[name] for name in ("id", "url", "enabled", "secret_encrypted")]
 _STORE_PAYLOAD = (  # unless claimed again since (its attempts counted once more)
     update(_JOBS)
     .where(
@@ -293,6 +299,11 @@ _RESCHEDULE = (
     update(_JOBS)
     .where(_JOBS.c.event_id == bindparam("e"), _JOBS.c.webhook_id == bindparam("w"), _JOBS.c.attempts == bindparam("a"))
     .values(next_attempt_at=bindparam("next_at"))
+)
+_RELEASE = (
+    update(_JOBS)
+    .where(_JOBS.c.event_id == bindparam("e"), _JOBS.c.webhook_id == bindparam("w"), _JOBS.c.attempts == bindparam("a"))
+    .values(next_attempt_at=bindparam("now"), attempts=_JOBS.c.attempts - 1)
 )
 _JOB_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 _DELETE_JOBS = delete(_JOBS).where(tuple_(_JOBS.c.event_id, _JOBS.c.webhook_id).in_(_JOB_KEYS))
@@ -329,7 +340,7 @@ class SqlAlchemyWebhookQueue:
             update(_JOBS)
             .where(tuple_(_JOBS.c.event_id, _JOBS.c.webhook_id).in_(due))
             .values(next_attempt_at=bindparam("lease_until"), attempts=_JOBS.c.attempts + 1)
-            .returning(*(_JOBS.c[c.key] for c in _CLAIMED[:7]))
+            .returning(*_CLAIMED_JOB)
         )
 
     async def claim(self, *, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedJob]:
@@ -340,7 +351,7 @@ class SqlAlchemyWebhookQueue:
             webhooks = {
                 row.id: row
                 for row in await connection.execute(
-                    select(Webhook.id, *_CLAIMED[7:]).where(Webhook.id.in_({row.webhook_id for row in claimed}))
+                    select(*_CLAIMED_WEBHOOK).where(Webhook.id.in_({row.webhook_id for row in claimed}))
                 )
             }
         jobs = []
@@ -358,7 +369,7 @@ class SqlAlchemyWebhookQueue:
             sources.events.update(await _rows_by_id(connection, "events", event_ids))
             message_ids = {event["message_id"] for event in sources.events.values()}
             messages = await _rows_by_id(connection, "messages", message_ids)
-            sources.messages.update((id_, dict(row)) for id_, row in messages.items())
+            sources.messages.update(messages)
             sources.suppressions.update(await _rows_by_id(connection, "suppressions", suppression_ids))
         return sources
 
@@ -396,6 +407,13 @@ class SqlAlchemyWebhookQueue:
             if logged:
                 await connection.execute(_LOG_ATTEMPTS, logged)
 
+    async def release(self, jobs: Sequence[ClaimedJob], *, now: datetime) -> None:
+        if jobs:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    _RELEASE, [dict(e=j.event_id, w=j.webhook_id, a=j.attempt, now=now) for j in jobs]
+                )
+
     async def drop(self, key: Key) -> None:
         async with self._engine.begin() as connection:
             await connection.execute(_DELETE_JOBS, dict(keys=[key]))
@@ -415,6 +433,5 @@ async def _rows_by_id(connection, kind: str, ids: set[str]) -> dict[str, Mapping
 async def open_webhook_queue(engine: AsyncEngine) -> WebhookQueue:
     """asyncpg for PostgreSQL, SQLAlchemy Core for anything else (`engine` is the service's own)."""
     if engine.dialect.name == "postgresql":
-        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return await PostgresWebhookQueue.connect(dsn)
+        return await PostgresWebhookQueue.connect(asyncpg_dsn(engine))
     return SqlAlchemyWebhookQueue(engine)
