@@ -145,13 +145,16 @@ async def _nothing_to_reset(_connection) -> None:
     transaction left open, e.g. by a cancelled request."""
 
 
-async def connect_pool(dsn: str, *, name: str, max_size: int, connect_timeout: float = 5.0) -> asyncpg.Pool:
+async def connect_pool(
+    dsn: str, *, name: str, max_size: int, connect_timeout: float = 5.0, command_timeout: float | None = None
+) -> asyncpg.Pool:
     """A pool that opens its connections when first needed: the service starts, and answers 503,
     while the database is down. Its connections are named `name` (`application_name`), so
-    `pg_stat_activity` tells whose they are."""
+    `pg_stat_activity` tells whose they are; `command_timeout` bounds each statement (TimeoutError)."""
     pool = asyncpg.create_pool(
         dsn,
         server_settings={"application_name": name},
+        command_timeout=command_timeout,
         min_size=0,
         max_size=max_size,
         max_inactive_connection_lifetime=300,

@@ -217,7 +217,9 @@ class PostgresWebhookQueue:
 
     @classmethod
     async def connect(cls, dsn: str) -> PostgresWebhookQueue:
-        return cls(await connect_pool(dsn, name="orgmail webhooks", max_size=4))
+        # A statement that hangs (a silent network partition) is an outage the dispatcher waits out,
+        # not a claim loop stuck for good.
+        return cls(await connect_pool(dsn, name="orgmail webhooks", max_size=4, command_timeout=30.0))
 
     async def claim(self, *, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedJob]:
         return [_claimed(row) for row in await self._pool.fetch(_PG_CLAIM, now, lease_until, limit)]
