@@ -154,7 +154,7 @@ async def test_the_batcher_groups_what_arrives_while_a_batch_is_in_flight():
     assert batches == [[1], [2, 3, 4, 5]]
 
 
-async def test_a_batcher_that_lingers_each_batch_groups_a_steady_trickle():
+async def test_a_lingering_batcher_groups_a_steady_trickle():
     async def trickle(batcher: Batcher[int, int]) -> None:
         submitted = []
         for n in range(30):  # one item every 3 ms: 90 ms in all
@@ -168,12 +168,12 @@ async def test_a_batcher_that_lingers_each_batch_groups_a_steady_trickle():
             await asyncio.sleep(0.005)  # a round trip, during which more arrive
             return items
 
-        return Batcher(write_many, linger_seconds=0.02, **options)
+        return Batcher(write_many, **options)
 
-    first_only: list[list[int]] = []
-    await trickle(batcher(first_only))
-    each: list[list[int]] = []
-    await trickle(batcher(each, linger_each_batch=True))
-    # Lingering only when a drain begins, what arrives during a write goes out next, in ones and twos.
-    assert sorted(n for batch in each for n in batch) == list(range(30))
-    assert len(each) * 2 <= len(first_only)
+    eager: list[list[int]] = []
+    await trickle(batcher(eager))
+    lingering: list[list[int]] = []
+    await trickle(batcher(lingering, linger_seconds=0.02))
+    # Without lingering, what arrives during a write goes out next, in ones and twos.
+    assert sorted(n for batch in lingering for n in batch) == list(range(30))
+    assert len(lingering) * 2 <= len(eager)

@@ -136,7 +136,7 @@ class Dispatcher:
         # recorded in a few statements (and commits) a second, not one per attempt or two. Two
         # attempts of one job (a lease ran out) are never in one group: a statement changes a job once.
         self._recorder: Batcher[tuple[ClaimedJob, DeliveryResult, bool], None] = Batcher(
-            self._record_many, linger_seconds=0.02, linger_each_batch=True, key=lambda attempt: attempt[0].key
+            self._record_many, linger_seconds=0.02, key=lambda attempt: attempt[0].key
         )
 
     # --- the loop ---------------------------------------------------------------------------------

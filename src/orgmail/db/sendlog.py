@@ -240,8 +240,8 @@ class Batcher(Generic[Item, Result]):
     Under load a worker has dozens of sends between two database round trips; writing their rows
     in one statement and one commit costs both PostgreSQL and this process a fraction of what one
     statement per row does (figures in the README's Performance section). An idle service gains
-    nothing and, unless `linger_seconds` says otherwise, waits for nothing: a lone statement goes out
-    on the next turn of the event loop.
+    nothing and waits for nothing: a lone statement goes out on the next turn of the event loop
+    (unless `linger_seconds` has each batch wait that long for company).
 
     `write_many` takes a batch and returns one result per item. If a batch fails, each of its
     items is written again on its own, so one bad row fails only its own send.
@@ -254,12 +254,10 @@ class Batcher(Generic[Item, Result]):
         max_batch: int = 100,
         key: Callable[[Item], object] = id,
         linger_seconds: float = 0.0,
-        linger_each_batch: bool = False,
     ):
         self._write_many = write_many
         self._max_batch = max_batch
-        self._linger = linger_seconds  # how long a lone item waits for company before it goes out
-        self._linger_each_batch = linger_each_batch  # and every batch, not only a drain's first
+        self._linger = linger_seconds  # how long each batch short of full waits for company
         self._key = key  # two items with one key never share a batch (two UPDATEs of one row)
         self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._writer: asyncio.Task | None = None
@@ -281,11 +279,9 @@ class Batcher(Generic[Item, Result]):
 
     async def _drain(self) -> None:
         try:
-            lingers = self._linger > 0
             while self._queue:
-                if lingers and len(self._queue) < self._max_batch:
+                if self._linger and len(self._queue) < self._max_batch:
                     await asyncio.sleep(self._linger)
-                lingers = self._linger_each_batch
                 batch = self._next_batch()
                 try:
                     await self._write_batch(batch)

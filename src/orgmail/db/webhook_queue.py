@@ -154,10 +154,7 @@ FROM claimed AS c LEFT JOIN webhooks AS w ON w.id = c.webhook_id
 ORDER BY c.created_at
 """
 _PG_EVENTS = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM message_events WHERE id = ANY($1::text[])"
-_PG_MESSAGES_OF_EVENTS = (
-    f"SELECT {', '.join('m.' + quoted(c) for c in _MESSAGE_COLUMNS)} FROM messages AS m "
-    "WHERE m.id IN (SELECT message_id FROM message_events WHERE id = ANY($1::text[]))"
-)
+_PG_MESSAGES = f"SELECT {', '.join(quoted(c) for c in _MESSAGE_COLUMNS)} FROM messages WHERE id = ANY($1::text[])"
 _PG_SUPPRESSIONS = f"SELECT {', '.join(_SUPPRESSION_COLUMNS)} FROM suppressions WHERE id = ANY($1::text[])"
 # By the rows' ctids from the claim, for the same reason (joined by key, the generic plan scanned the
 # whole queue). A row another dispatcher has updated since is not found.
@@ -228,9 +225,9 @@ class PostgresWebhookQueue:
         sources = BodySources()
         async with self._pool.acquire() as connection:
             if event_ids:
-                ids = list(event_ids)
-                sources.events.update((row["id"], dict(row)) for row in await connection.fetch(_PG_EVENTS, ids))
-                messages = await connection.fetch(_PG_MESSAGES_OF_EVENTS, ids)
+                events = await connection.fetch(_PG_EVENTS, list(event_ids))
+                sources.events.update((row["id"], dict(row)) for row in events)
+                messages = await connection.fetch(_PG_MESSAGES, list({row["message_id"] for row in events}))
                 sources.messages.update((row["id"], _message(row)) for row in messages)
             if suppression_ids:
                 rows = await connection.fetch(_PG_SUPPRESSIONS, list(suppression_ids))
