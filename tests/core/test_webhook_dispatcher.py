@@ -471,16 +471,16 @@ async def test_unexpected_errors_in_a_claim_are_logged_and_survived(queue, recei
     receiver.expect("/odd", secret)
     dispatcher = await queue.start()
     calls = 0
-    claim = dispatcher._claim
+    next_jobs = dispatcher._next_jobs
 
     async def failing_once(limit: int):
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("a bug")
-        return await claim(limit)
+        return await next_jobs(limit)
 
-    dispatcher._claim = failing_once  # type: ignore[method-assign]
+    dispatcher._next_jobs = failing_once  # type: ignore[method-assign]
     await queue.test_event(webhook_id)
     await receiver.wait_for("/odd", 1)
     assert dispatcher.running and any("a bug" in r.getMessage() for r in caplog.records)

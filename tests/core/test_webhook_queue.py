@@ -1,4 +1,4 @@
-"""The webhook queue's statements (`db.webhook_queue`) on each database: leases, bodies kept once,
+"""The webhook queue's statements (`db.webhook_queue`) on each database: leases, bodies kept with a retry,
 what a record does to jobs and the delivery log, and what bodies are made of."""
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ async def setup(queue_database) -> AsyncIterator[Setup]:
     await engine.dispose()
 
 
-def _ended(job: ClaimedJob, *, status: int | None = 204, retry_in: float | None = None) -> EndedAttempt:
+def _ended(
+    job: ClaimedJob, *, status: int | None = 204, retry_in: float | None = None, body: str | None = "{}"
+) -> EndedAttempt:
     now = utcnow()
     return EndedAttempt(
         job=job,
@@ -83,6 +85,7 @@ def _ended(job: ClaimedJob, *, status: int | None = 204, retry_in: float | None 
         error=None if status == 204 else "HTTP 500",
         next_attempt_at=None if retry_in is None else now + timedelta(seconds=retry_in),
         created_at=now,
+        body=body,
     )
 
 
@@ -97,25 +100,15 @@ async def test_a_claimed_job_is_leased_and_its_attempt_counted(setup):
     assert again.attempt == 2
 
 
-async def test_a_body_is_kept_once_and_the_kept_one_is_what_every_attempt_sends(setup):
-    await setup.test_event()
-    await setup.test_event()
-    job, other = await setup.claim()
-    assert await setup.queue.keep_payloads([(job, '{"first":1}')]) == {job.key: '{"first":1}'}
-    claimed_again = {j.key: j for j in await setup.claim(at=utcnow() + timedelta(seconds=61))}  # leases ran out
-    again, other_again = claimed_again[job.key], claimed_again[other.key]
-    assert again.attempt == 2 and again.payload == '{"first":1}'
-    assert other_again.payload is None
-    assert await setup.queue.keep_payloads([(other, "{}")]) == {}  # too late: claimed again since
-    assert await setup.queue.keep_payloads([(other_again, '{"second":2}')]) == {other.key: '{"second":2}'}
-
-
-async def test_a_body_for_a_job_deleted_since_its_claim_is_left_out(setup):
+async def test_a_failed_attempt_keeps_its_body_for_every_retry(setup):
     await setup.test_event()
     [job] = await setup.claim()
-    async with setup.session_factory() as session, session.begin():
-        await session.execute(delete(WebhookJob).where(WebhookJob.event_id == job.event_id))
-    assert await setup.queue.keep_payloads([(job, "{}")]) == {}
+    await setup.queue.record([_ended(job, status=500, retry_in=0, body='{"first":1}')])
+    [again] = await setup.claim(at=utcnow() + timedelta(seconds=1))
+    assert again.attempt == 2 and again.payload == '{"first":1}'
+    await setup.queue.record([_ended(again, status=500, retry_in=0, body='{"made again":2}')])
+    [third] = await setup.claim(at=utcnow() + timedelta(seconds=1))
+    assert third.attempt == 3 and third.payload == '{"first":1}'  # the first body kept is the one sent
 
 
 async def test_a_released_claim_is_due_at_once_with_its_attempt_not_counted(setup):

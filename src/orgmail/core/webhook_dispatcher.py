@@ -3,17 +3,22 @@
 database is open; `await handle.stop()` before it closes. Its statements are `db.webhook_queue`'s.
 
 A job's life:
-1. Claim. One statement takes up to a batch of due jobs (`next_attempt_at <= now`), pushes their
-   `next_attempt_at` one lease ahead and counts the attempt. On PostgreSQL the jobs are picked
-   `FOR UPDATE SKIP LOCKED`, so the processes sharing the queue never wait for, nor take, one
-   another's. On SQLite the same statement runs under SQLite's single write lock, which makes it
-   atomic across processes too: one process is the embedded default, but a second dispatcher on
-   the same file delivers nothing twice (the tests race two). A dispatcher that dies mid-attempt
-   leaves its lease to run out, and the job is attempted again then: delivery is at least once.
-2. Body. At the first attempt the JSON body is made (the event and its message as they are now)
-   and stored in `payload` before anything is sent: every retry sends the same bytes. The bodies
-   of a claimed batch are made together: one read each for its events, their messages and its
-   suppressions, one statement to store them.
+1. Lease. A job is attempted only while leased to one dispatcher (its `next_attempt_at` pushed a
+   lease ahead, the attempt counted). On PostgreSQL the jobs a send outcome queues are leased as
+   they are written, to the dispatcher of the process that wrote them, and handed to it when they
+   commit (`take`, from `SendLog.lease_new_jobs_to`): the common delivery costs no claim. Every
+   other job (retries, reports' events, suppressions, tests, a handed job whose process died, and
+   every job on SQLite) is claimed: one statement takes up to a batch of due jobs (`next_attempt_at
+   <= now`) and leases them. On PostgreSQL the jobs are picked `FOR UPDATE SKIP LOCKED`, so the
+   processes sharing the queue never wait for, nor take, one another's. On SQLite the same statement
+   runs under SQLite's single write lock, which makes it atomic across processes too: one process is
+   the embedded default, but a second dispatcher on the same file delivers nothing twice (the tests
+   race two). A dispatcher that dies mid-attempt leaves its lease to run out, and the job is
+   attempted again then: delivery is at least once.
+2. Body. At the first attempt the JSON body is made (the event and its message as they are now);
+   the bodies of a batch are made together, from one read each for its events, their messages and
+   its suppressions. A failed attempt keeps its body with the job, so every retry sends the same
+   bytes (unless the process died mid-attempt: then the body is made again).
 3. POST, signed with the webhook's secret (`mail.webhook_client`, which checks the address again),
    at most `per_endpoint` at a time to one origin.
 4. Record. Every attempt writes a `webhook_deliveries` row. A 2xx deletes the job; anything else
@@ -32,7 +37,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -44,10 +50,18 @@ from orgmail.config import Settings
 from orgmail.core.events import MessageEventView
 from orgmail.core.messages import MessageView
 from orgmail.core.webhooks import SUPPRESSION_CREATED, WEBHOOK_TEST, EventData, SuppressionView, suppression_of_event
-from orgmail.db.sendlog import Batcher
+from orgmail.db.sendlog import Batcher, SendLog
 from orgmail.db.session import is_connection_failure
 from orgmail.db.tables import utcnow
-from orgmail.db.webhook_queue import BodySources, ClaimedJob, EndedAttempt, Key, WebhookQueue, open_webhook_queue
+from orgmail.db.webhook_queue import (
+    BodySources,
+    ClaimedJob,
+    EndedAttempt,
+    Key,
+    WebhookQueue,
+    claimed_job,
+    open_webhook_queue,
+)
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.webhook_client import DeliveryResult, WebhookClient
@@ -62,6 +76,9 @@ GIVE_UP_AFTER_SECONDS = 3 * 86400.0  # since the event
 # sends/s a quarter of a second queues ~50 jobs, where 50 ms gave each claim ~5 (bench/send.py
 # --feedback under py-spy: the claim's CPU per delivery 0.39 -> 0.30 ms; lag p50 ~100 ms higher).
 BUSY_POLL_SECONDS = 0.25
+# Jobs handed over by the send log wait in memory for a free slot; past this many the rest are given
+# back to the queue (due at once, for any dispatcher's claim) rather than held while their leases run.
+MAX_WAITING_HANDED = 4096
 
 
 class AppState(Protocol):
@@ -91,6 +108,8 @@ class _Undeliverable(Exception):
 
 
 Body = str | _Undeliverable  # what a claimed job is to send, or why it cannot be sent
+# An attempt that ended: its job, what came of it, and the body sent (None: it could not be made)
+Attempted = tuple[ClaimedJob, DeliveryResult, str | None]
 
 
 def _timestamp(moment: datetime) -> str:
@@ -129,13 +148,17 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._outage_since: datetime | None = None
+        self._handed: deque[ClaimedJob] = deque()  # leased to us as they were queued, not yet attempted
+        self._last_claim = 0.0  # loop time of the last claim: handed jobs never hold claims off for long
+        self._idle = False  # waiting for work: a handed job is attempted at once, not gathered
+        self.handed_by: SendLog | None = None  # the send log handing new jobs over, told to stop at `stop()`
         self._pause = 0.0
         self._secrets: dict[str, tuple[bytes, str]] = {}  # webhook id -> (encrypted, decrypted)
         self._endpoints: dict[str, asyncio.Semaphore] = {}  # origin -> its POST slots
         # Attempts end one by one: each group of them waits 20 ms for company, so a busy queue is
         # recorded in a few statements (and commits) a second, not one per attempt or two. Two
         # attempts of one job (a lease ran out) are never in one group: a statement changes a job once.
-        self._recorder: Batcher[tuple[ClaimedJob, DeliveryResult, bool], None] = Batcher(
+        self._recorder: Batcher[Attempted, None] = Batcher(
             self._record_many, linger_seconds=0.02, key=lambda attempt: attempt[0].key
         )
 
@@ -151,12 +174,41 @@ class Dispatcher:
         """Something was queued: look now rather than at the next idle poll."""
         self._wake.set()
 
+    def take(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """New jobs, already leased to this dispatcher (the send log's `lease_new_jobs_to`), to attempt
+        without a claim. Beyond `MAX_WAITING_HANDED` waiting, the rest are given back to the queue."""
+        jobs = [claimed_job(row) for row in rows]
+        room = MAX_WAITING_HANDED - len(self._handed)
+        self._handed.extend(jobs[:room])
+        if jobs[room:]:
+            self._give_back(jobs[room:])
+        if self._idle or len(self._handed) >= self.batch_size:  # else the busy poll gathers a batch
+            self._wake.set()
+
+    def _give_back(self, jobs: list[ClaimedJob]) -> None:
+        task = asyncio.create_task(self._release(jobs))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _release(self, jobs: list[ClaimedJob]) -> None:
+        try:
+            await self.queue.release(jobs, now=utcnow())
+        except Exception as exc:  # their leases run out instead
+            log.warning("webhook dispatcher: giving back %d jobs failed: %s", len(jobs), exc.__class__.__name__)
+
     async def stop(self, *, grace_seconds: float | None = None) -> None:
-        """Stop claiming; let attempts in flight finish (up to the POST timeout and a little more)."""
+        """Stop claiming; let attempts in flight finish (up to the POST timeout and a little more).
+        Handed jobs not yet attempted are given back to the queue."""
+        if self.handed_by is not None:
+            self.handed_by.lease_new_jobs_to(None)
+            self.handed_by = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._handed:
+            self._give_back(list(self._handed))
+            self._handed.clear()
         if self._in_flight:
             grace = self.client.timeout_seconds + 5.0 if grace_seconds is None else grace_seconds
             _done, pending = await asyncio.wait(set(self._in_flight), timeout=grace)
@@ -176,7 +228,7 @@ class Dispatcher:
             wanted = min(free, self.batch_size)
             self._wake.clear()  # a wake-up from here on ends the idle wait below at once
             try:
-                jobs = await self._claim(wanted)
+                jobs = await self._next_jobs(wanted)
             except Exception as exc:  # the worker outlives any failure; the claim is simply tried again
                 await self._trouble(exc)
                 continue
@@ -186,8 +238,10 @@ class Dispatcher:
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
             if not jobs:  # nothing is due: idle until the next poll or a wake-up
+                self._idle = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
+                self._idle = False
             elif len(jobs) < wanted:  # events are arriving (other processes queue them): look again soon
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=min(self.idle_seconds, BUSY_POLL_SECONDS))
@@ -210,29 +264,34 @@ class Dispatcher:
             self._outage_since = None
         self._pause = 0.0
 
-    # --- one claim, one attempt -------------------------------------------------------------------
-    async def _claim(self, limit: int) -> list[tuple[ClaimedJob, Body | None]]:
-        """Up to `limit` due jobs, leased to this dispatcher, each with its body: made now for those
-        attempted the first time (from one read per kind of thing the batch's events are about) and
-        stored before anything is sent. None for a job not to be sent now: one deleted, or claimed
-        again by another dispatcher, before its body was stored. Claims whose bodies could not be
-        made or stored are given back, so a failure here costs no attempt and no lease."""
-        now = utcnow()
-        claimed = await self.queue.claim(now=now, lease_until=now + self.lease, limit=limit)
-        first_attempts = [job for job in claimed if job.payload is None and job.url is not None and job.enabled]
-        bodies: dict[Key, Body | None] = {}
+    # --- one batch, one attempt -------------------------------------------------------------------
+    async def _next_jobs(self, limit: int) -> list[tuple[ClaimedJob, Body | None]]:
+        """Up to `limit` jobs leased to this dispatcher, with their bodies: handed ones first, but a
+        claim at least every `BUSY_POLL_SECONDS`, so retries and other events are not starved."""
+        loop = asyncio.get_running_loop()
+        jobs: list[ClaimedJob] = []
+        if not self._handed or loop.time() - self._last_claim >= BUSY_POLL_SECONDS:
+            self._last_claim = loop.time()
+            now = utcnow()
+            jobs = await self.queue.claim(now=now, lease_until=now + self.lease, limit=limit)
+        while self._handed and len(jobs) < limit:
+            jobs.append(self._handed.popleft())
+        return await self._with_bodies(jobs)
+
+    async def _with_bodies(self, jobs: list[ClaimedJob]) -> list[tuple[ClaimedJob, Body | None]]:
+        """Each job with its body: the one kept from a failed attempt, or made now (from one read per
+        kind of thing the batch's events are about); None for a job not to be sent. Jobs whose
+        bodies could not be made are given back, so a failure here costs no attempt and no lease."""
+        first_attempts = [job for job in jobs if job.payload is None and job.url is not None and job.enabled]
+        made: dict[Key, Body] = {}
         if first_attempts:
             try:
                 made = await self._make_bodies(first_attempts)
-                stored = await self.queue.keep_payloads(
-                    [(job, body) for job in first_attempts if isinstance(body := made[job.key], str)]
-                )
             except Exception:
                 with contextlib.suppress(Exception):  # the database is likely gone: the leases run out
-                    await self.queue.release(claimed, now=utcnow())
+                    await self.queue.release(jobs, now=utcnow())
                 raise
-            bodies = {key: stored.get(key) if isinstance(body, str) else body for key, body in made.items()}
-        return [(job, job.payload if job.payload is not None else bodies.get(job.key)) for job in claimed]
+        return [(job, job.payload if job.payload is not None else made.get(job.key)) for job in jobs]
 
     async def _attempt(self, job: ClaimedJob, body: Body | None) -> None:
         try:
@@ -242,18 +301,18 @@ class Dispatcher:
                 await self.queue.drop(job.key)
                 return
             if body is None:
-                return  # deleted, or claimed again, before its body was stored
+                return  # not expected: every job with a webhook has one; its lease runs out
             if isinstance(body, _Undeliverable):
-                await self._recorder.submit((job, DeliveryResult(None, 0, str(body)), True))
+                await self._recorder.submit((job, DeliveryResult(None, 0, str(body)), None))
                 return
             secret = self._secret(job)
             if secret is None:
                 error = "the webhook's secret cannot be decrypted (has the service's secret key changed?)"
-                await self._recorder.submit((job, DeliveryResult(None, 0, error), False))
+                await self._recorder.submit((job, DeliveryResult(None, 0, error), body))
                 return
             async with self._endpoint_slots(job.url):
                 result = await self.client.post(job.url, secret=secret, event_id=job.event_id, body=body)
-            await self._recorder.submit((job, result, False))
+            await self._recorder.submit((job, result, body))
         except Exception as exc:  # the lease runs out and the job is attempted again
             if is_connection_failure(exc):
                 log.warning("webhook dispatcher: database unreachable (%s) during an attempt", exc.__class__.__name__)
@@ -318,12 +377,14 @@ class Dispatcher:
             return self.event_data.webhook_test(job.webhook_id)
         raise _Undeliverable(f"unknown event type {job.event_type!r}")
 
-    async def _record_many(self, attempts: list[tuple[ClaimedJob, DeliveryResult, bool]]) -> list[None]:
-        """The attempts' delivery rows, and their jobs deleted (delivered, given up) or rescheduled,
-        at once (group commit: the attempts that end while one group is written go in the next)."""
+    async def _record_many(self, attempts: list[Attempted]) -> list[None]:
+        """The attempts' delivery rows, and their jobs deleted (delivered, given up) or rescheduled
+        with their bodies, at once (group commit: the attempts that end while one group is written go
+        in the next)."""
         now = utcnow()
         ended = []
-        for job, result, give_up in attempts:
+        for job, result, body in attempts:
+            give_up = body is None  # nothing can be sent
             next_at = None
             if not result.delivered and not give_up:
                 next_at = self.schedule.next_attempt(attempt=job.attempt, event_at=job.created_at, now=now)
@@ -339,6 +400,7 @@ class Dispatcher:
                     error=error,
                     next_attempt_at=next_at,
                     created_at=now,
+                    body=body,
                 )
             )
         await self.queue.record(ended)
@@ -354,10 +416,11 @@ async def start(
     lease_seconds: float = 60.0,
     idle_seconds: float = 1.0,
     batch_size: int = 32,
+    send_log: SendLog | None = None,
 ) -> Dispatcher:
     """Start delivering; the handle's `stop()` ends it. The queue is opened on the app's engine (and
     closed by `stop()`); without a `client`, one is made from the settings (`webhook_allow_private`)
-    and closed by `stop()`."""
+    and closed by `stop()`. `send_log` (the app's) hands its new jobs over, leased, where it can."""
     dispatcher = Dispatcher(
         queue=await open_webhook_queue(app_state.engine),
         vault=app_state.vault,
@@ -370,4 +433,6 @@ async def start(
         own_client=client is None,
     )
     dispatcher.begin()
+    if send_log is not None and send_log.lease_new_jobs_to(dispatcher.take, lease_seconds=lease_seconds):
+        dispatcher.handed_by = send_log
     return dispatcher

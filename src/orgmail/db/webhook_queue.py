@@ -2,9 +2,11 @@
 interface, two implementations, as the send log's are (`db.sendlog`).
 
 Every send with a webhook brings a delivery, and the two share the database and the cores, so the
-dispatcher's statements are batched and few: per claimed batch one claim, one or two reads of what the bodies
-are made of and one store of the bodies; per group of ended attempts one statement that logs them
-and deletes or reschedules their jobs.
+dispatcher's statements are batched and few: per claimed batch one claim and one or two reads of what
+the bodies are made of; per group of ended attempts one statement that logs them and deletes or
+reschedules their jobs (a rescheduled job keeps the body it was sent with). On PostgreSQL most jobs
+are never claimed: the send log hands them to its process's dispatcher already leased
+(`SendLog.lease_new_jobs_to`).
 
 - `PostgresWebhookQueue` runs them on asyncpg directly (a small pool of its own), each a single
   statement over parallel arrays (`unnest`): SQLAlchemy's statement handling cost the dispatcher
@@ -23,7 +25,7 @@ from datetime import datetime
 from typing import Any, Protocol, cast
 
 import asyncpg
-from sqlalchemy import BindParameter, Row, Table, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import BindParameter, Row, Table, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orgmail.db.sendlog import COLUMNS, JSON_COLUMNS, pg_array_type, quoted
@@ -41,13 +43,12 @@ class ClaimedJob:
     webhook_id: str
     org_id: str
     event_type: str
-    payload: str | None  # the body, stored at the first attempt; None: not made yet
+    payload: str | None  # the body, kept when an attempt failed; None: made at this attempt
     attempt: int  # this attempt's number, counted at the claim
     created_at: datetime  # the event's time
     url: str | None  # None: the webhook is gone
     enabled: bool
     secret_encrypted: bytes
-    locator: object = None  # where the claim left the row, for the store that follows (PostgreSQL: its ctid)
 
     @property
     def key(self) -> Key:
@@ -76,6 +77,7 @@ class EndedAttempt:
     error: str | None
     next_attempt_at: datetime | None
     created_at: datetime
+    body: str | None = None  # what was sent: kept with a rescheduled job that has none yet
 
 
 class WebhookQueue(Protocol):
@@ -86,15 +88,11 @@ class WebhookQueue(Protocol):
 
     async def body_sources(self, *, event_ids: set[str], suppression_ids: set[str]) -> BodySources: ...
 
-    async def keep_payloads(self, bodies: Sequence[tuple[ClaimedJob, str]]) -> dict[Key, str]:
-        """Store each claimed job's body unless it has one already; return the body each job has
-        now (a job deleted, or claimed again by another dispatcher, meanwhile is left out)."""
-        ...
-
     async def record(self, attempts: Sequence[EndedAttempt]) -> None:
-        """The attempts' delivery-log rows, and their jobs deleted or rescheduled, at once. A job
-        rescheduled only if no other dispatcher has claimed it since (its lease ran out): that one
-        decides. A deleted webhook's attempts are not logged (its log went with it)."""
+        """The attempts' delivery-log rows, and their jobs deleted or rescheduled (keeping the body
+        sent, unless they have one), at once. A job rescheduled only if no other dispatcher has
+        claimed it since (its lease ran out): that one decides. A deleted webhook's attempts are not
+        logged (its log went with it)."""
         ...
 
     async def release(self, jobs: Sequence[ClaimedJob], *, now: datetime) -> None:
@@ -147,7 +145,7 @@ WITH claimed AS (
         SELECT ctid FROM webhook_jobs WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3
         FOR UPDATE SKIP LOCKED
     ))
-    RETURNING j.ctid, j.event_id, j.webhook_id, j.org_id, j.event_type, j.payload, j.attempts, j.created_at
+    RETURNING j.event_id, j.webhook_id, j.org_id, j.event_type, j.payload, j.attempts, j.created_at
 )
 SELECT c.*, w.url, w.enabled, w.secret_encrypted
 FROM claimed AS c LEFT JOIN webhooks AS w ON w.id = c.webhook_id
@@ -156,26 +154,18 @@ ORDER BY c.created_at
 _PG_EVENTS = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM message_events WHERE id = ANY($1::text[])"
 _PG_MESSAGES = f"SELECT {', '.join(quoted(c) for c in _MESSAGE_COLUMNS)} FROM messages WHERE id = ANY($1::text[])"
 _PG_SUPPRESSIONS = f"SELECT {', '.join(_SUPPRESSION_COLUMNS)} FROM suppressions WHERE id = ANY($1::text[])"
-# By the rows' ctids from the claim, for the same reason (joined by key, the generic plan scanned the
-# whole queue). A row another dispatcher has updated since is not found.
-_PG_KEEP_PAYLOADS = """
-UPDATE webhook_jobs AS j SET payload = coalesce(j.payload, x.body)
-FROM unnest($2::text[], $3::text[], $4::text[]) AS x(e, w, body)
-WHERE j.ctid = ANY($1::tid[]) AND j.event_id = x.e AND j.webhook_id = x.w
-RETURNING j.event_id, j.webhook_id, j.payload
-"""
 _PG_RECORD = f"""
 WITH finished AS (
     DELETE FROM webhook_jobs AS j USING unnest($1::text[], $2::text[]) AS x(e, w)
     WHERE j.event_id = x.e AND j.webhook_id = x.w
 ), rescheduled AS (
-    UPDATE webhook_jobs AS j SET next_attempt_at = x.next_at
-    FROM unnest($3::text[], $4::text[], $5::int[], $6::timestamptz[]) AS x(e, w, a, next_at)
+    UPDATE webhook_jobs AS j SET next_attempt_at = x.next_at, payload = coalesce(j.payload, x.body)
+    FROM unnest($3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::text[]) AS x(e, w, a, next_at, body)
     WHERE j.event_id = x.e AND j.webhook_id = x.w AND j.attempts = x.a
 )
 INSERT INTO webhook_deliveries ({", ".join(_DELIVERY_COLUMNS)})
 SELECT x.* FROM unnest({
-    ", ".join(f"${i}::{pg_array_type(_DELIVERIES.c[name])}" for i, name in enumerate(_DELIVERY_COLUMNS, start=7))
+    ", ".join(f"${i}::{pg_array_type(_DELIVERIES.c[name])}" for i, name in enumerate(_DELIVERY_COLUMNS, start=8))
 }) AS x({", ".join(_DELIVERY_COLUMNS)})
 WHERE EXISTS (SELECT 1 FROM webhooks AS w WHERE w.id = x.webhook_id)
 """
@@ -187,19 +177,19 @@ WHERE j.event_id = x.e AND j.webhook_id = x.w AND j.attempts = x.a
 _PG_DROP = "DELETE FROM webhook_jobs WHERE event_id = $1 AND webhook_id = $2"
 
 
-def _claimed(row: Mapping[str, Any]) -> ClaimedJob:
+def claimed_job(row: Mapping[str, Any]) -> ClaimedJob:
+    """A claim's row (or a new job's, leased as it was queued) as a ClaimedJob."""
     return ClaimedJob(
         event_id=row["event_id"],
         webhook_id=row["webhook_id"],
         org_id=row["org_id"],
         event_type=row["event_type"],
-        payload=row["payload"],
+        payload=row.get("payload"),
         attempt=row["attempts"],
         created_at=row["created_at"],
         url=row["url"],
         enabled=bool(row["enabled"]),
         secret_encrypted=row["secret_encrypted"] or b"",
-        locator=row.get("ctid"),
     )
 
 
@@ -219,7 +209,7 @@ class PostgresWebhookQueue:
         return cls(await connect_pool(dsn, name="orgmail webhooks", max_size=4, command_timeout=30.0))
 
     async def claim(self, *, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedJob]:
-        return [_claimed(row) for row in await self._pool.fetch(_PG_CLAIM, now, lease_until, limit)]
+        return [claimed_job(row) for row in await self._pool.fetch(_PG_CLAIM, now, lease_until, limit)]
 
     async def body_sources(self, *, event_ids: set[str], suppression_ids: set[str]) -> BodySources:
         sources = BodySources()
@@ -234,18 +224,6 @@ class PostgresWebhookQueue:
                 sources.suppressions.update((row["id"], dict(row)) for row in rows)
         return sources
 
-    async def keep_payloads(self, bodies: Sequence[tuple[ClaimedJob, str]]) -> dict[Key, str]:
-        if not bodies:
-            return {}
-        rows = await self._pool.fetch(
-            _PG_KEEP_PAYLOADS,
-            [job.locator for job, _body in bodies],
-            [job.event_id for job, _body in bodies],
-            [job.webhook_id for job, _body in bodies],
-            [body for _job, body in bodies],
-        )
-        return {(row["event_id"], row["webhook_id"]): row["payload"] for row in rows}
-
     async def record(self, attempts: Sequence[EndedAttempt]) -> None:
         finished = [a.job.key for a in attempts if a.next_attempt_at is None]
         retried = [a for a in attempts if a.next_attempt_at is not None]
@@ -256,6 +234,7 @@ class PostgresWebhookQueue:
             [a.job.webhook_id for a in retried],
             [a.job.attempt for a in retried],
             [a.next_attempt_at for a in retried],
+            [a.body for a in retried],
             *_columns((_delivery_values(a) for a in attempts), _DELIVERY_COLUMNS),
         )
         try:
@@ -284,20 +263,10 @@ _CLAIMED_JOB = [
     _JOBS.c[name] for name in ("event_id", "webhook_id", "org_id", "event_type", "payload", "attempts", "created_at")
 ]
 _CLAIMED_WEBHOOK = [cast(Table, Webhook.__table__).c[name] for name in ("id", "url", "enabled", "secret_encrypted")]
-_STORE_PAYLOAD = (  # unless claimed again since (its attempts counted once more)
-    update(_JOBS)
-    .where(
-        _JOBS.c.event_id == bindparam("e"),
-        _JOBS.c.webhook_id == bindparam("w"),
-        _JOBS.c.attempts == bindparam("a"),
-        _JOBS.c.payload.is_(None),
-    )
-    .values(payload=bindparam("body"))
-)
-_RESCHEDULE = (
+_RESCHEDULE = (  # unless claimed again since (its attempts counted once more)
     update(_JOBS)
     .where(_JOBS.c.event_id == bindparam("e"), _JOBS.c.webhook_id == bindparam("w"), _JOBS.c.attempts == bindparam("a"))
-    .values(next_attempt_at=bindparam("next_at"))
+    .values(next_attempt_at=bindparam("next_at"), payload=func.coalesce(_JOBS.c.payload, bindparam("body")))
 )
 _RELEASE = (
     update(_JOBS)
@@ -306,9 +275,6 @@ _RELEASE = (
 )
 _JOB_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 _DELETE_JOBS = delete(_JOBS).where(tuple_(_JOBS.c.event_id, _JOBS.c.webhook_id).in_(_JOB_KEYS))
-_PAYLOADS = select(_JOBS.c.event_id, _JOBS.c.webhook_id, _JOBS.c.attempts, _JOBS.c.payload).where(
-    tuple_(_JOBS.c.event_id, _JOBS.c.webhook_id).in_(_JOB_KEYS)
-)
 _LOG_ATTEMPTS = insert(cast(Table, WebhookDelivery.__table__))
 _ROWS_BY_ID = {
     "events": select(*(cast(Table, MessageEvent.__table__).c[c] for c in _EVENT_COLUMNS)).where(
@@ -359,7 +325,7 @@ class SqlAlchemyWebhookQueue:
             values = {**row._mapping, "url": None, "enabled": False, "secret_encrypted": b""}
             if webhook is not None:
                 values.update(webhook._mapping)
-            jobs.append(_claimed(values))
+            jobs.append(claimed_job(values))
         return sorted(jobs, key=lambda job: job.created_at)
 
     async def body_sources(self, *, event_ids: set[str], suppression_ids: set[str]) -> BodySources:
@@ -372,26 +338,10 @@ class SqlAlchemyWebhookQueue:
             sources.suppressions.update(await _rows_by_id(connection, "suppressions", suppression_ids))
         return sources
 
-    async def keep_payloads(self, bodies: Sequence[tuple[ClaimedJob, str]]) -> dict[Key, str]:
-        if not bodies:
-            return {}
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                _STORE_PAYLOAD,
-                [dict(e=job.event_id, w=job.webhook_id, a=job.attempt, body=body) for job, body in bodies],
-            )
-            rows = await connection.execute(_PAYLOADS, dict(keys=[job.key for job, _body in bodies]))
-            attempts = {job.key: job.attempt for job, _body in bodies}
-            return {
-                (row.event_id, row.webhook_id): row.payload
-                for row in rows
-                if row.attempts == attempts[(row.event_id, row.webhook_id)]
-            }
-
     async def record(self, attempts: Sequence[EndedAttempt]) -> None:
         finished = [a.job.key for a in attempts if a.next_attempt_at is None]
         retried = [
-            dict(e=a.job.event_id, w=a.job.webhook_id, a=a.job.attempt, next_at=a.next_attempt_at)
+            dict(e=a.job.event_id, w=a.job.webhook_id, a=a.job.attempt, next_at=a.next_attempt_at, body=a.body)
             for a in attempts
             if a.next_attempt_at is not None
         ]
