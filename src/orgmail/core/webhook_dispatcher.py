@@ -225,10 +225,9 @@ class Dispatcher:
             if free < min(self.batch_size, self.max_in_flight) // 2:  # claim in batches, not one by one
                 await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
                 continue
-            wanted = min(free, self.batch_size)
             self._wake.clear()  # a wake-up from here on ends the idle wait below at once
             try:
-                jobs = await self._next_jobs(wanted)
+                jobs, more = await self._next_jobs(free)
             except Exception as exc:  # the worker outlives any failure; the claim is simply tried again
                 await self._trouble(exc)
                 continue
@@ -242,7 +241,7 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
                 self._idle = False
-            elif len(jobs) < wanted:  # events are arriving (other processes queue them): look again soon
+            elif not more:  # events are arriving: gather the next batch for a moment
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=min(self.idle_seconds, BUSY_POLL_SECONDS))
             else:
@@ -265,18 +264,23 @@ class Dispatcher:
         self._pause = 0.0
 
     # --- one batch, one attempt -------------------------------------------------------------------
-    async def _next_jobs(self, limit: int) -> list[tuple[ClaimedJob, Body | None]]:
-        """Up to `limit` jobs leased to this dispatcher, with their bodies: handed ones first, but a
-        claim at least every `BUSY_POLL_SECONDS`, so retries and other events are not starved."""
+    async def _next_jobs(self, free: int) -> tuple[list[tuple[ClaimedJob, Body | None]], bool]:
+        """Up to `free` jobs leased to this dispatcher, with their bodies, and whether more may be
+        waiting: a claim of up to `batch_size` (at least every `BUSY_POLL_SECONDS` while jobs are
+        being handed over, so retries and other events are not starved), then the handed jobs, as
+        many as there is room for (one batch, one read for their bodies)."""
         loop = asyncio.get_running_loop()
         jobs: list[ClaimedJob] = []
+        claim_full = False
         if not self._handed or loop.time() - self._last_claim >= BUSY_POLL_SECONDS:
             self._last_claim = loop.time()
             now = utcnow()
+            limit = min(free, self.batch_size)
             jobs = await self.queue.claim(now=now, lease_until=now + self.lease, limit=limit)
-        while self._handed and len(jobs) < limit:
+            claim_full = len(jobs) == limit
+        while self._handed and len(jobs) < free:
             jobs.append(self._handed.popleft())
-        return await self._with_bodies(jobs)
+        return await self._with_bodies(jobs), claim_full or bool(self._handed)
 
     async def _with_bodies(self, jobs: list[ClaimedJob]) -> list[tuple[ClaimedJob, Body | None]]:
         """Each job with its body: the one kept from a failed attempt, or made now (from one read per
