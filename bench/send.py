@@ -476,7 +476,6 @@ async def fixed_rate(port: int, key: str, domain: str, rate: float, seconds: flo
         connection.transport.close()
     return {
         "offered_per_s": rate,
-        "sends": total,
         "achieved_per_s": round(total / elapsed, 1),
         **_percentiles(latencies),
         "failures": failures,
@@ -674,21 +673,7 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
         if with_feedback:
             monitor.phase = f"{args.rate:g}/s"
             hooks_before, wall_before, begin = received.value, time.time(), time.perf_counter()
-        # CPU per send at a rate the machine sustains: the cost of a send (and, with feedback, of its
-        # delivery) without the saturation of the flat-out run, which makes every figure noisier.
-        rate_before = (cpu_seconds(service_pids), cpu_by_pid(postgres_pids()), machine_busy_seconds())
         latency = await fixed_rate(http_port, key, domain, args.rate, args.seconds)
-        rate_after = (cpu_seconds(service_pids), cpu_by_pid(postgres_pids()), machine_busy_seconds())
-        per_answer = lambda seconds: round(seconds * 1000 / latency["sends"], 2)  # noqa: E731
-        latency["cpu_ms_per_send"] = {
-            "service": per_answer(rate_after[0] - rate_before[0]),
-            **(
-                {"postgresql": per_answer(cpu_used_between(rate_before[1], rate_after[1]))}
-                if kind == "postgresql"
-                else {}
-            ),
-            "whole machine": per_answer(rate_after[2][0] - rate_before[2][0]),
-        }
         result = {
             "database": kind,
             "workers": args.workers,

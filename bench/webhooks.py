@@ -10,6 +10,13 @@ webhook jobs in bulk (as the send log would), then starts one dispatcher in this
 the drain: deliveries per second, this process's CPU per delivery (nothing else runs in it; the
 receiver's is not counted) and, on PostgreSQL, the local server's. `--profile N` prints the N functions with
 the most cumulative time (cProfile) over the drain.
+
+`--through-send-log` measures what a send's delivery costs beside its outcome instead: N outcomes
+written through the send log as sends write them (the `queued` row, then its `sent` outcome with the
+event, 64 at a time), twice a round, alternating: with no webhook (the writes alone), and with a
+webhook and a dispatcher delivering its jobs as they are written. CPU of this process and of
+PostgreSQL per event, until every event is delivered; the second less the first is what a delivery
+costs, without the HTTP server, DKIM and SMTP that make bench/send.py's figures noisy.
 """
 
 from __future__ import annotations
@@ -83,6 +90,76 @@ async def _queue(settings, *, org_id: str, domain: str, count: int) -> None:
     finally:
         await log.close()
         await engine.dispose()
+
+
+async def _write_outcomes(log, *, org_id: str, domain: str, count: int, concurrency: int = 64) -> None:
+    """`count` sends' rows and outcomes, `concurrency` sends at a time, each as the pipeline writes it."""
+
+    async def one() -> None:
+        row = _row(org_id, domain)
+        row.status, row.sent_at, row.last_event, row.relay_response = "queued", None, None, None
+        assert await log.insert(row)
+        event = EventRow(id=new_id("evt"), org_id=org_id, message_id=row.id, type="sent")
+        sent = {"status": "sent", "sent_at": utcnow(), "relay_response": "250 2.0.0 Ok: queued"}
+        assert await log.update(row.id, sent, events=[event])
+
+    for start in range(0, count, concurrency):
+        await asyncio.gather(*(one() for _ in range(min(concurrency, count - start))))
+
+
+async def run_through_send_log(kind: str, *, variant: str, events: int, verify_every: int) -> dict:
+    """One variant of `--through-send-log`: "writes only" or "delivered"."""
+    data_dir = Path(tempfile.mkdtemp(prefix="orgmail-bench-webhooks-"))
+    url, _database = await send.create_database(kind, data_dir)
+    port = send.free_port()
+    env = {"ORGMAIL_DATA_DIR": str(data_dir), "ORGMAIL_DATABASE_URL": url, "ORGMAIL_SECRET_KEY": "bench-secret"}
+    receiver = None
+    try:
+        _key, domain = await send.provision(env)
+        settings = load_settings(env, webhook_allow_private=True)
+        engine = create_engine(settings.database_url)
+        vault = KeyVault(settings.secret_key)
+        async with create_session_factory(engine)() as session:
+            org_id = (await session.execute(_first_org())).scalar_one()
+        log = await open_send_log(settings.database_url, engine)
+        await _write_outcomes(log, org_id=org_id, domain=domain, count=500)  # warm: pools, statement caches
+        dispatcher = None
+        if variant != "writes only":
+            async with create_session_factory(engine)() as session:
+                created = await create_webhook(
+                    session, org_id=org_id, url=f"http://127.0.0.1:{port}/hook", vault=vault, allow_private=True
+                )
+            receiver, received = await send.start_receiver(port, created.secret, verify_every)
+            dispatcher = await webhook_dispatcher.start(_State(engine, settings, vault), event_data=EVENT_DATA)
+        postgres_before = send.cpu_by_pid(send.postgres_pids()) if kind == "postgresql" else {}
+        cpu_before, began = time.process_time(), time.perf_counter()
+        await _write_outcomes(log, org_id=org_id, domain=domain, count=events)
+        written = time.perf_counter() - began
+        if dispatcher is not None:
+            deadline = time.perf_counter() + max(60.0, events / 20)
+            while received.value < events and time.perf_counter() < deadline:
+                await asyncio.sleep(0.01)
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_before
+        postgres_cpu = (
+            send.cpu_used_between(postgres_before, send.cpu_by_pid(send.postgres_pids())) if postgres_before else None
+        )
+        if dispatcher is not None:
+            await dispatcher.stop()
+        await log.close()
+        await engine.dispose()
+        return {
+            "db": kind,
+            "variant": variant.replace(" ", "_"),
+            "events": events,
+            "delivered": received.value if dispatcher is not None else 0,
+            "writes_per_s": round(events / written, 1),
+            "seconds_to_deliver_all": round(elapsed, 2),
+            "cpu_ms_per_event": round(cpu * 1000 / events, 3),
+            **({"postgresql_cpu_ms_per_event": round(postgres_cpu * 1000 / events, 3)} if postgres_cpu else {}),
+        }
+    finally:
+        if receiver is not None:
+            receiver.terminate()
 
 
 async def _depth(settings) -> int:
@@ -190,8 +267,24 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--verify-every", type=int, default=50, help="the receiver checks every Nth signature")
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cProfile)")
+    parser.add_argument(
+        "--through-send-log", action="store_true", help="what a delivery costs beside its send's outcome (above)"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --through-send-log: rounds of the two")
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, load: {os.getloadavg()[0]:.2f}", flush=True)
+    if args.through_send_log:
+        variants = ["writes only", "delivered"]
+        for round_ in range(args.rounds):
+            for variant in variants if round_ % 2 == 0 else variants[::-1]:
+                result = await run_through_send_log(
+                    "postgresql" if args.db == "both" else args.db,
+                    variant=variant,
+                    events=args.events,
+                    verify_every=args.verify_every,
+                )
+                print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+        return
     for kind in ("postgresql", "sqlite") if args.db == "both" else (args.db,):
         result = await run_one(kind, events=args.events, verify_every=args.verify_every, profile=args.profile)
         profile = result.pop("profile", None)

@@ -165,9 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await _settle_unfinished_sends(app, settings)
         await postfix_copy.refresh(settings.database_url)  # a change whose refresh a crash cut off
-        app.state.webhook_dispatcher = await webhook_dispatcher.start(
-            app.state, event_data=webhooks.EVENT_DATA, send_log=app.state.send_log
-        )
+        app.state.webhook_dispatcher = await webhook_dispatcher.start(app.state, event_data=webhooks.EVENT_DATA)
         # Everything loaded so far (modules, routes, SQLAlchemy and Pydantic machinery) lives as long
         # as the process: out of the collector's sight, a full collection scans only what requests
         # left behind. Measured: gen-2 pauses of 80-100 ms (the p99 of a loaded worker) became ~12 ms.

@@ -7,17 +7,15 @@ that batches really form, and check that each caller still gets its own, correct
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 import asyncpg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from orgmail.core import webhooks
 from orgmail.core.suppressions import add_suppression
 from orgmail.db.sendlog import Batcher, EventRow
-from orgmail.db.tables import MessageEvent, WebhookJob, utcnow
+from orgmail.db.tables import MessageEvent, utcnow
 from orgmail.ids import new_id
 from tests.sent_message import queued_row
 
@@ -77,38 +75,6 @@ async def test_a_row_is_written_with_its_events_or_not_at_all(app, send_log, ten
             )
         ).all()
     assert events == [first.id]
-
-
-async def test_an_outcomes_webhook_jobs_are_leased_and_handed_over_as_they_commit(app, send_log, tenant):
-    async with app.state.session_factory() as session:
-        webhook = await webhooks.create_webhook(
-            session, org_id=tenant.org_id, url="http://127.0.0.1:9/hook", vault=app.state.vault, allow_private=True
-        )
-    handed: list = []
-    try:
-        if not send_log.lease_new_jobs_to(handed.extend, lease_seconds=30):
-            assert app.state.engine.dialect.name == "sqlite"  # outcomes unbatched: every job is claimed
-            return
-        rows = [queued_row(tenant.org_id) for _ in range(6)]
-        assert await asyncio.gather(*(send_log.insert(row) for row in rows)) == [True] * 6
-        events = [EventRow(id=new_id("evt"), org_id=tenant.org_id, message_id=row.id, type="sent") for row in rows]
-        outcomes = [
-            send_log.update(row.id, {"status": "sent"}, events=[e]) for row, e in zip(rows, events, strict=True)
-        ]
-        assert await asyncio.gather(*outcomes) == [True] * 6
-    finally:
-        send_log.lease_new_jobs_to(app.state.webhook_dispatcher.take)  # the app's own dispatcher's again
-    assert sorted(job["event_id"] for job in handed) == sorted(event.id for event in events)
-    assert {(job["webhook_id"], job["org_id"], job["event_type"], job["attempts"]) for job in handed} == {
-        (webhook.webhook.id, tenant.org_id, "message.sent", 1)
-    }
-    assert all(job["url"] == "http://127.0.0.1:9/hook" and job["enabled"] and job["secret_encrypted"] for job in handed)
-    async with app.state.session_factory() as session:
-        jobs = (await session.scalars(select(WebhookJob).where(WebhookJob.webhook_id == webhook.webhook.id))).all()
-    assert len(jobs) == 6  # durable before they were handed over, leased for 30 s
-    assert all(job.attempts == 1 and job.next_attempt_at >= job.created_at + timedelta(seconds=29) for job in jobs)
-    async with app.state.session_factory() as session:
-        await webhooks.delete_webhook(session, org_id=tenant.org_id, webhook_id=webhook.webhook.id)
 
 
 async def test_a_row_the_database_refuses_fails_alone(send_log, tenant):

@@ -25,20 +25,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from orgmail.api.messages import mail_message
 from orgmail.api.webhooks import EVENT_DATA
 from orgmail.config import load_settings
-from orgmail.core import orgs, webhook_dispatcher, webhooks
+from orgmail.core import orgs, webhooks
 from orgmail.core.messages import get_message
 from orgmail.core.suppressions import add_suppression, remove_suppression
 from orgmail.core.webhook_dispatcher import Dispatcher, Schedule, start
-from orgmail.db.sendlog import EventRow, SendLog, open_send_log, write_events
+from orgmail.db.sendlog import EventRow, write_events
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
-from orgmail.db.tables import Webhook, WebhookDelivery, WebhookJob, utcnow
-from orgmail.db.webhook_queue import open_webhook_queue
+from orgmail.db.tables import Webhook, WebhookDelivery, WebhookJob
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.webhook_client import WebhookClient, address_refusal, resolve
 from tests.fresh_database import fresh_database
 from tests.postgres_server import PrivatePostgres
-from tests.sent_message import queued_row, sent_message
+from tests.sent_message import sent_message
 from tests.webhook_receiver import WebhookReceiver
 
 FAST = Schedule(backoff=(0.2, 0.2, 0.2), repeat_every=0.2, give_up_after=3600)
@@ -68,26 +67,8 @@ class Queue:
     session_factory: async_sessionmaker[AsyncSession]
     vault: KeyVault
     org_id: str
-    database_url: str
     dispatchers: list[Dispatcher] = field(default_factory=list)
     clients: list[CountingClient] = field(default_factory=list)
-    send_logs: list[SendLog] = field(default_factory=list)
-
-    async def handing_send_log(self) -> SendLog:
-        """The send log a service opens on this database; PostgreSQL's hands its jobs over (else: skip)."""
-        send_log = await open_send_log(self.database_url, self.engine)
-        self.send_logs.append(send_log)
-        if self.engine.dialect.name != "postgresql":
-            pytest.skip("SQLite's send log hands no jobs over: its one dispatcher claims every job")
-        return send_log
-
-    async def sent(self, send_log: SendLog) -> str:
-        """A message's outcome with its `sent` event, as the send pipeline writes it; the event's id."""
-        row, event_id = queued_row(self.org_id), new_id("evt")
-        assert await send_log.insert(row)
-        event = EventRow(id=event_id, org_id=self.org_id, message_id=row.id, type="sent")
-        assert await send_log.update(row.id, {"status": "sent", "sent_at": utcnow()}, events=[event])
-        return event_id
 
     async def webhook(self, url: str, events: list[str] | None = None) -> tuple[str, str]:
         async with self.session_factory() as session:
@@ -134,12 +115,10 @@ async def queue(queue_database) -> AsyncIterator[Queue]:
         await session.execute(delete(WebhookJob))  # whatever an earlier test left is not this test's
     async with session_factory() as session:
         org = await orgs.create_org(session, name="Hooks")
-    queue = Queue(engine, session_factory, KeyVault(b"test-secret-key"), org.id, queue_database)
+    queue = Queue(engine, session_factory, KeyVault(b"test-secret-key"), org.id)
     yield queue
     for dispatcher in queue.dispatchers:
         await dispatcher.stop()
-    for send_log in queue.send_logs:
-        await send_log.close()
     for client in queue.clients:
         await client.close()
     await engine.dispose()
@@ -273,7 +252,7 @@ async def test_two_dispatchers_deliver_each_of_50_jobs_exactly_once(queue, recei
     # Two engines, as two processes have: each dispatcher its own connections.
     other_engine = create_engine(str(queue.engine.url.render_as_string(hide_password=False)))
     try:
-        other = Queue(other_engine, create_session_factory(other_engine), queue.vault, queue.org_id, queue.database_url)
+        other = Queue(other_engine, create_session_factory(other_engine), queue.vault, queue.org_id)
         await asyncio.gather(queue.start(idle_seconds=0.01, batch_size=4), other.start(idle_seconds=0.01, batch_size=4))
         await receiver.wait_for("/race", 50)
         await queue.wait_until(lambda: _no_jobs(queue, webhook_id))
@@ -467,68 +446,6 @@ def _remove(server: PrivatePostgres) -> None:
     shutil.rmtree(server.folder, ignore_errors=True)
 
 
-async def test_a_sent_messages_event_is_handed_over_and_delivered_without_a_claim(queue, receiver):
-    webhook_id, secret = await queue.webhook(receiver.url("/handed"))
-    receiver.expect("/handed", secret)
-    send_log = await queue.handing_send_log()
-    dispatcher = await queue.start(send_log=send_log, idle_seconds=30)  # no poll comes in time: only a hand-over
-    claim, claimed = dispatcher.queue.claim, []
-
-    async def counted_claim(**arguments):
-        jobs = await claim(**arguments)
-        claimed.extend(job.event_id for job in jobs)
-        return jobs
-
-    dispatcher.queue.claim = counted_claim  # type: ignore[method-assign]
-    await asyncio.sleep(0.1)  # the dispatcher's first claim is over: it is idle
-    event_id = await queue.sent(send_log)
-    [post] = await receiver.wait_for("/handed", 1, timeout=5)
-    assert post.verified and post.headers["webhook-id"] == event_id and post.event["type"] == "message.sent"
-    await queue.wait_until(lambda: _logged(queue, webhook_id))
-    [delivery] = await queue.deliveries(webhook_id)
-    assert delivery.attempt == 1 and delivery.status_code == 200 and event_id not in claimed
-
-
-async def test_a_handed_job_whose_process_died_is_claimed_when_its_lease_runs_out(queue, receiver):
-    webhook_id, secret = await queue.webhook(receiver.url("/orphan"))
-    receiver.expect("/orphan", secret)
-    send_log = await queue.handing_send_log()
-    send_log.lease_new_jobs_to(lambda jobs: None, lease_seconds=1)  # handed to a process that then died
-    event_id = await queue.sent(send_log)
-    [job] = await queue.jobs(webhook_id)
-    assert job.attempts == 1
-    await queue.start()  # another process's dispatcher
-    [post] = await receiver.wait_for("/orphan", 1, timeout=10)
-    assert post.headers["webhook-id"] == event_id
-    await queue.wait_until(lambda: _logged(queue, webhook_id))
-    [delivery] = await queue.deliveries(webhook_id)
-    assert delivery.attempt == 2  # the lost first attempt counted, as a claim's would be
-
-
-async def test_handed_jobs_not_attempted_are_given_back_to_the_queue(queue, receiver, monkeypatch):
-    webhook_id, _secret = await queue.webhook(receiver.url("/back"))
-    send_log = await queue.handing_send_log()
-    handed: list = []
-    send_log.lease_new_jobs_to(handed.extend, lease_seconds=600)
-    for _ in range(3):
-        await queue.sent(send_log)
-    dispatcher = Dispatcher(
-        queue=await open_webhook_queue(queue.engine), vault=queue.vault, client=WebhookClient(), event_data=EVENT_DATA
-    )  # never begun: nothing it holds is attempted
-    monkeypatch.setattr(webhook_dispatcher, "MAX_WAITING_HANDED", 1)
-    dispatcher.take(handed)  # one waits, two are given back at once
-    await queue.wait_until(lambda: _due_now(queue, webhook_id, 2))
-    await dispatcher.stop()  # and the one waiting at the stop
-    assert await _due_now(queue, webhook_id, 3)
-    assert [job.attempts for job in await queue.jobs(webhook_id)] == [0, 0, 0]  # attempts given back uncounted
-    await dispatcher.client.close()
-
-
-async def _due_now(queue: Queue, webhook_id: str, count: int) -> bool:
-    now = utcnow()
-    return sum(job.next_attempt_at <= now for job in await queue.jobs(webhook_id)) == count
-
-
 async def test_a_claim_whose_bodies_cannot_be_made_is_given_back_not_counted(queue, receiver):
     webhook_id, secret = await queue.webhook(receiver.url("/given-back"))
     receiver.expect("/given-back", secret)
@@ -554,16 +471,16 @@ async def test_unexpected_errors_in_a_claim_are_logged_and_survived(queue, recei
     receiver.expect("/odd", secret)
     dispatcher = await queue.start()
     calls = 0
-    next_jobs = dispatcher._next_jobs
+    claim = dispatcher._claim
 
     async def failing_once(limit: int):
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("a bug")
-        return await next_jobs(limit)
+        return await claim(limit)
 
-    dispatcher._next_jobs = failing_once  # type: ignore[method-assign]
+    dispatcher._claim = failing_once  # type: ignore[method-assign]
     await queue.test_event(webhook_id)
     await receiver.wait_for("/odd", 1)
     assert dispatcher.running and any("a bug" in r.getMessage() for r in caplog.records)

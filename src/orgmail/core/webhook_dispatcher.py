@@ -3,22 +3,19 @@
 database is open; `await handle.stop()` before it closes. Its statements are `db.webhook_queue`'s.
 
 A job's life:
-1. Lease. A job is attempted only while leased to one dispatcher (its `next_attempt_at` pushed a
-   lease ahead, the attempt counted). On PostgreSQL the jobs a send outcome queues are leased as
-   they are written, to the dispatcher of the process that wrote them, and handed to it when they
-   commit (`take`, from `SendLog.lease_new_jobs_to`): the common delivery costs no claim. Every
-   other job (retries, reports' events, suppressions, tests, a handed job whose process died, and
-   every job on SQLite) is claimed: one statement takes up to a batch of due jobs (`next_attempt_at
-   <= now`) and leases them. On PostgreSQL the jobs are picked `FOR UPDATE SKIP LOCKED`, so the
-   processes sharing the queue never wait for, nor take, one another's. On SQLite the same statement
-   runs under SQLite's single write lock, which makes it atomic across processes too: one process is
-   the embedded default, but a second dispatcher on the same file delivers nothing twice (the tests
-   race two). A dispatcher that dies mid-attempt leaves its lease to run out, and the job is
-   attempted again then: delivery is at least once.
+1. Claim. One statement takes up to a batch of due jobs (`next_attempt_at <= now`), pushes their
+   `next_attempt_at` one lease ahead and counts the attempt. On PostgreSQL the jobs are picked
+   `FOR UPDATE SKIP LOCKED`, so the processes sharing the queue never wait for, nor take, one
+   another's. On SQLite the same statement runs under SQLite's single write lock, which makes it
+   atomic across processes too: one process is the embedded default, but a second dispatcher on
+   the same file delivers nothing twice (the tests race two). A dispatcher that dies mid-attempt
+   leaves its lease to run out, and the job is attempted again then: delivery is at least once.
 2. Body. At the first attempt the JSON body is made (the event and its message as they are now);
-   the bodies of a batch are made together, from one read each for its events, their messages and
-   its suppressions. A failed attempt keeps its body with the job, so every retry sends the same
-   bytes (unless the process died mid-attempt: then the body is made again).
+   the bodies of a claimed batch are made together, from one read each for its events, their
+   messages and its suppressions. A failed attempt keeps its body with the job (in the statement
+   that reschedules it), so every retry sends the same bytes; only a dispatcher that dies
+   mid-attempt leaves none, and the next attempt makes the body again. (Storing every body before
+   its first POST cost an UPDATE per delivery for the rare crash.)
 3. POST, signed with the webhook's secret (`mail.webhook_client`, which checks the address again),
    at most `per_endpoint` at a time to one origin.
 4. Record. Every attempt writes a `webhook_deliveries` row. A 2xx deletes the job; anything else
@@ -37,8 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -50,18 +46,10 @@ from orgmail.config import Settings
 from orgmail.core.events import MessageEventView
 from orgmail.core.messages import MessageView
 from orgmail.core.webhooks import SUPPRESSION_CREATED, WEBHOOK_TEST, EventData, SuppressionView, suppression_of_event
-from orgmail.db.sendlog import Batcher, SendLog
+from orgmail.db.sendlog import Batcher
 from orgmail.db.session import is_connection_failure
 from orgmail.db.tables import utcnow
-from orgmail.db.webhook_queue import (
-    BodySources,
-    ClaimedJob,
-    EndedAttempt,
-    Key,
-    WebhookQueue,
-    claimed_job,
-    open_webhook_queue,
-)
+from orgmail.db.webhook_queue import BodySources, ClaimedJob, EndedAttempt, Key, WebhookQueue, open_webhook_queue
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.webhook_client import DeliveryResult, WebhookClient
@@ -76,9 +64,6 @@ GIVE_UP_AFTER_SECONDS = 3 * 86400.0  # since the event
 # sends/s a quarter of a second queues ~50 jobs, where 50 ms gave each claim ~5 (bench/send.py
 # --feedback under py-spy: the claim's CPU per delivery 0.39 -> 0.30 ms; lag p50 ~100 ms higher).
 BUSY_POLL_SECONDS = 0.25
-# Jobs handed over by the send log wait in memory for a free slot; past this many the rest are given
-# back to the queue (due at once, for any dispatcher's claim) rather than held while their leases run.
-MAX_WAITING_HANDED = 4096
 
 
 class AppState(Protocol):
@@ -148,10 +133,6 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._outage_since: datetime | None = None
-        self._handed: deque[ClaimedJob] = deque()  # leased to us as they were queued, not yet attempted
-        self._last_claim = 0.0  # loop time of the last claim: handed jobs never hold claims off for long
-        self._idle = False  # waiting for work: a handed job is attempted at once, not gathered
-        self.handed_by: SendLog | None = None  # the send log handing new jobs over, told to stop at `stop()`
         self._pause = 0.0
         self._secrets: dict[str, tuple[bytes, str]] = {}  # webhook id -> (encrypted, decrypted)
         self._endpoints: dict[str, asyncio.Semaphore] = {}  # origin -> its POST slots
@@ -174,41 +155,12 @@ class Dispatcher:
         """Something was queued: look now rather than at the next idle poll."""
         self._wake.set()
 
-    def take(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """New jobs, already leased to this dispatcher (the send log's `lease_new_jobs_to`), to attempt
-        without a claim. Beyond `MAX_WAITING_HANDED` waiting, the rest are given back to the queue."""
-        jobs = [claimed_job(row) for row in rows]
-        room = MAX_WAITING_HANDED - len(self._handed)
-        self._handed.extend(jobs[:room])
-        if jobs[room:]:
-            self._give_back(jobs[room:])
-        if self._idle or len(self._handed) >= self.batch_size:  # else the busy poll gathers a batch
-            self._wake.set()
-
-    def _give_back(self, jobs: list[ClaimedJob]) -> None:
-        task = asyncio.create_task(self._release(jobs))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-
-    async def _release(self, jobs: list[ClaimedJob]) -> None:
-        try:
-            await self.queue.release(jobs, now=utcnow())
-        except Exception as exc:  # their leases run out instead
-            log.warning("webhook dispatcher: giving back %d jobs failed: %s", len(jobs), exc.__class__.__name__)
-
     async def stop(self, *, grace_seconds: float | None = None) -> None:
-        """Stop claiming; let attempts in flight finish (up to the POST timeout and a little more).
-        Handed jobs not yet attempted are given back to the queue."""
-        if self.handed_by is not None:
-            self.handed_by.lease_new_jobs_to(None)
-            self.handed_by = None
+        """Stop claiming; let attempts in flight finish (up to the POST timeout and a little more)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._handed:
-            self._give_back(list(self._handed))
-            self._handed.clear()
         if self._in_flight:
             grace = self.client.timeout_seconds + 5.0 if grace_seconds is None else grace_seconds
             _done, pending = await asyncio.wait(set(self._in_flight), timeout=grace)
@@ -225,9 +177,10 @@ class Dispatcher:
             if free < min(self.batch_size, self.max_in_flight) // 2:  # claim in batches, not one by one
                 await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
                 continue
+            wanted = min(free, self.batch_size)
             self._wake.clear()  # a wake-up from here on ends the idle wait below at once
             try:
-                jobs, more = await self._next_jobs(free)
+                jobs = await self._claim(wanted)
             except Exception as exc:  # the worker outlives any failure; the claim is simply tried again
                 await self._trouble(exc)
                 continue
@@ -237,11 +190,9 @@ class Dispatcher:
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
             if not jobs:  # nothing is due: idle until the next poll or a wake-up
-                self._idle = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
-                self._idle = False
-            elif not more:  # events are arriving: gather the next batch for a moment
+            elif len(jobs) < wanted:  # events are arriving (other processes queue them): look again soon
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=min(self.idle_seconds, BUSY_POLL_SECONDS))
             else:
@@ -263,39 +214,24 @@ class Dispatcher:
             self._outage_since = None
         self._pause = 0.0
 
-    # --- one batch, one attempt -------------------------------------------------------------------
-    async def _next_jobs(self, free: int) -> tuple[list[tuple[ClaimedJob, Body | None]], bool]:
-        """Up to `free` jobs leased to this dispatcher, with their bodies, and whether more may be
-        waiting: a claim of up to `batch_size` (at least every `BUSY_POLL_SECONDS` while jobs are
-        being handed over, so retries and other events are not starved), then the handed jobs, as
-        many as there is room for (one batch, one read for their bodies)."""
-        loop = asyncio.get_running_loop()
-        jobs: list[ClaimedJob] = []
-        claim_full = False
-        if not self._handed or loop.time() - self._last_claim >= BUSY_POLL_SECONDS:
-            self._last_claim = loop.time()
-            now = utcnow()
-            limit = min(free, self.batch_size)
-            jobs = await self.queue.claim(now=now, lease_until=now + self.lease, limit=limit)
-            claim_full = len(jobs) == limit
-        while self._handed and len(jobs) < free:
-            jobs.append(self._handed.popleft())
-        return await self._with_bodies(jobs), claim_full or bool(self._handed)
-
-    async def _with_bodies(self, jobs: list[ClaimedJob]) -> list[tuple[ClaimedJob, Body | None]]:
-        """Each job with its body: the one kept from a failed attempt, or made now (from one read per
-        kind of thing the batch's events are about); None for a job not to be sent. Jobs whose
-        bodies could not be made are given back, so a failure here costs no attempt and no lease."""
-        first_attempts = [job for job in jobs if job.payload is None and job.url is not None and job.enabled]
+    # --- one claim, one attempt -------------------------------------------------------------------
+    async def _claim(self, limit: int) -> list[tuple[ClaimedJob, Body | None]]:
+        """Up to `limit` due jobs, leased to this dispatcher, each with its body: the one a failed
+        attempt kept, or made now (from one read per kind of thing the batch's events are about);
+        None for a job not to be sent. Claims whose bodies could not be made are given back, so a
+        failure here costs no attempt and no lease."""
+        now = utcnow()
+        claimed = await self.queue.claim(now=now, lease_until=now + self.lease, limit=limit)
+        first_attempts = [job for job in claimed if job.payload is None and job.url is not None and job.enabled]
         made: dict[Key, Body] = {}
         if first_attempts:
             try:
                 made = await self._make_bodies(first_attempts)
             except Exception:
                 with contextlib.suppress(Exception):  # the database is likely gone: the leases run out
-                    await self.queue.release(jobs, now=utcnow())
+                    await self.queue.release(claimed, now=utcnow())
                 raise
-        return [(job, job.payload if job.payload is not None else made.get(job.key)) for job in jobs]
+        return [(job, job.payload if job.payload is not None else made.get(job.key)) for job in claimed]
 
     async def _attempt(self, job: ClaimedJob, body: Body | None) -> None:
         try:
@@ -420,11 +356,10 @@ async def start(
     lease_seconds: float = 60.0,
     idle_seconds: float = 1.0,
     batch_size: int = 32,
-    send_log: SendLog | None = None,
 ) -> Dispatcher:
     """Start delivering; the handle's `stop()` ends it. The queue is opened on the app's engine (and
     closed by `stop()`); without a `client`, one is made from the settings (`webhook_allow_private`)
-    and closed by `stop()`. `send_log` (the app's) hands its new jobs over, leased, where it can."""
+    and closed by `stop()`."""
     dispatcher = Dispatcher(
         queue=await open_webhook_queue(app_state.engine),
         vault=app_state.vault,
@@ -437,6 +372,4 @@ async def start(
         own_client=client is None,
     )
     dispatcher.begin()
-    if send_log is not None and send_log.lease_new_jobs_to(dispatcher.take, lease_seconds=lease_seconds):
-        dispatcher.handed_by = send_log
     return dispatcher

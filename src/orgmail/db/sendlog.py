@@ -136,17 +136,7 @@ class SendLog(Protocol):
         """Set `values` on every row still `queued` since before `cutoff`, each with the event that
         `event(row id, org id)` makes; how many were."""
 
-    def lease_new_jobs_to(self, taker: NewJobsTaker | None, *, lease_seconds: float = 60.0) -> bool:
-        """From now on, hand the webhook jobs that send outcomes queue to `taker` (this process's
-        dispatcher) as they commit, leased to it for `lease_seconds` and their first attempt
-        counted, instead of leaving them for its next claim; None: stop. False: this send log
-        cannot, and every job waits for a claim."""
-
     async def close(self) -> None: ...
-
-
-# The new jobs as rows with ClaimedJob's fields (`db.webhook_queue`) but `payload`: a new job has none.
-NewJobsTaker = Callable[[list[Mapping[str, Any]]], None]
 
 
 def suppression_rows(org_id: str, emails: Iterable[str], *, reason: str, note: str | None) -> list[dict[str, Any]]:
@@ -191,24 +181,16 @@ _MESSAGE_EVENT = ("e.id", "'message.' || e.type")  # (event id, event type) of a
 _SUPPRESSION_CREATED = ("'evt_' || substr(e.id, 5)", "'suppression.created'")  # of a suppressions row
 
 
-def _queue_for_webhooks(
-    dialect_name: str, source: str, kind: tuple[str, str] = _MESSAGE_EVENT, *, lease_seconds: float | None = None
-) -> str:
-    """INSERT of one webhook job per (row of `source`, webhook of its org that wants its event), due
-    at once; with `lease_seconds`, leased to the caller instead (its first attempt counted), and
-    RETURNING the jobs (PostgreSQL)."""
+def _queue_for_webhooks(dialect_name: str, source: str, kind: tuple[str, str] = _MESSAGE_EVENT) -> str:
+    """INSERT of one webhook job per (row of `source`, webhook of its org that wants its event)."""
     event_id, event_type = kind
     wants = _WANTS_EVENT[dialect_name].format(event_type=event_type)
-    attempts, due, returning = "0", "e.created_at", ""
-    if lease_seconds is not None:
-        attempts, due = "1", f"e.created_at + interval '{lease_seconds:g} seconds'"
-        returning = " RETURNING event_id, webhook_id, org_id, event_type, attempts, created_at"
     return (
         "INSERT INTO webhook_jobs (event_id, webhook_id, org_id, event_type, attempts, next_attempt_at, created_at) "
-        f"SELECT {event_id}, w.id, e.org_id, {event_type}, {attempts}, {due}, e.created_at "
+        f"SELECT {event_id}, w.id, e.org_id, {event_type}, 0, e.created_at, e.created_at "
         f"FROM {source} AS e JOIN webhooks AS w ON w.org_id = e.org_id "
         f"WHERE w.enabled AND (json_array_length(w.events) = 0 OR {wants}) "
-        f"ON CONFLICT (event_id, webhook_id) DO NOTHING{returning}"
+        "ON CONFLICT (event_id, webhook_id) DO NOTHING"
     )
 
 
@@ -381,21 +363,9 @@ _PG_SUPPRESS = (  # the new ones queued as suppression.created, as `add_suppress
 )
 
 
-# The rows a leasing outcome statement returns: each updated message's id, then each new job with its
-# webhook (what a dispatcher needs to attempt it), the columns the other kind has not left NULL.
-_PG_LEASED_RESULT = (
-    "SELECT id AS updated_id, NULL::text AS event_id, NULL::text AS webhook_id, NULL::text AS org_id, "
-    "NULL::text AS event_type, NULL::int AS attempts, NULL::timestamptz AS created_at, NULL::text AS url, "
-    "NULL::boolean AS enabled, NULL::bytea AS secret_encrypted FROM updated "
-    "UNION ALL SELECT NULL, j.event_id, j.webhook_id, j.org_id, j.event_type, j.attempts, j.created_at, "
-    "w.url, w.enabled, w.secret_encrypted FROM new_jobs AS j JOIN webhooks AS w ON w.id = j.webhook_id"
-)
-
-
-def _pg_update_many(names: tuple[str, ...], *, with_events: bool = False, lease_seconds: float | None = None) -> str:
+def _pg_update_many(names: tuple[str, ...], *, with_events: bool = False) -> str:
     """UPDATE of `names` for many rows at once: ids and new values as parallel arrays; `with_events`:
-    the rows' new events (and their webhook jobs) in the same statement, as the arrays that follow;
-    `lease_seconds`: the jobs leased to the caller and returned (`_PG_LEASED_RESULT`)."""
+    the rows' new events (and their webhook jobs) in the same statement, as the arrays that follow."""
     sources = ", ".join(
         f"${i}::{kind}" for i, kind in enumerate(["text[]", *(_PG_ARRAY_TYPE[n] for n in names)], start=1)
     )
@@ -406,22 +376,20 @@ def _pg_update_many(names: tuple[str, ...], *, with_events: bool = False, lease_
     )
     if not with_events:
         return update
-    new_events = _pg_new_events(first=len(names) + 2, lease_seconds=lease_seconds)
-    result = "SELECT id FROM updated" if lease_seconds is None else _PG_LEASED_RESULT
-    return f"WITH updated AS ({update}), {new_events} {result}"
+    return f"WITH updated AS ({update}), {_pg_new_events(first=len(names) + 2)} SELECT id FROM updated"
 
 
 # message_events' columns as arrays for unnest(), in EventRow's order
 _PG_EVENT_ARRAY_TYPES = ["timestamptz[]" if name == "created_at" else "text[]" for name in EVENT_COLUMNS]
 
 
-def _pg_new_events(*, first: int, lease_seconds: float | None = None) -> str:
+def _pg_new_events(*, first: int) -> str:
     """Two CTEs: the events given as arrays from parameter `first` on, and their webhook jobs."""
     sources = ", ".join(f"${i}::{kind}" for i, kind in enumerate(_PG_EVENT_ARRAY_TYPES, start=first))
     return (
         f"new_events AS (INSERT INTO message_events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM unnest({sources}) "
         "ON CONFLICT (id) DO NOTHING RETURNING id, org_id, type, created_at), "
-        f"new_jobs AS ({_queue_for_webhooks('postgresql', 'new_events', lease_seconds=lease_seconds)})"
+        f"new_jobs AS ({_queue_for_webhooks('postgresql', 'new_events')})"
     )
 
 
@@ -453,9 +421,7 @@ class PostgresSendLog:
         self._pool = pool
         self._inserts: Batcher[SendLogRow, bool] = Batcher(self._insert_many)
         self._suppression_checks: Batcher[tuple[str, list[str]], set[str]] = Batcher(self._suppressed_many)
-        self._updates: dict[tuple[object, ...], Batcher] = {}  # one per (with events?, lease, *columns changed)
-        self._taker: NewJobsTaker | None = None
-        self._lease_seconds = 60.0
+        self._updates: dict[tuple[object, ...], Batcher] = {}  # one per (with events?, *columns changed)
 
     @classmethod
     async def connect(cls, dsn: str, *, max_size: int = 10) -> PostgresSendLog:
@@ -519,12 +485,11 @@ class PostgresSendLog:
                 if changed:
                     await _add_events(connection, events)
                 return changed
-        lease_seconds = self._lease_seconds if events and self._taker is not None else None
-        shape = (bool(events), lease_seconds, *values)
+        shape = (bool(events), *values)
         group = self._updates.get(shape)
         if group is None:
             names = tuple(values)
-            statement = _pg_update_many(names, with_events=bool(events), lease_seconds=lease_seconds)
+            statement = _pg_update_many(names, with_events=bool(events))
             group = self._updates[shape] = Batcher(
                 lambda batch: self._update_many(statement, names, batch), key=lambda item: item[0]
             )
@@ -540,16 +505,8 @@ class PostgresSendLog:
         arrays += [[_to_database(name, values[name]) for _, values, _ in batch] for name in names]
         if any(events for _, _, events in batch):
             arrays += _event_arrays(event for _, _, events in batch for event in events)
-        records = await self._pool.fetch(statement, *arrays)
-        updated = {record[0] for record in records if record[0] is not None}
-        new_jobs = [record for record in records if record[0] is None]  # a leasing statement's
-        if new_jobs and self._taker is not None:  # else (stopped meanwhile) their leases run out
-            self._taker(new_jobs)
+        updated = {record[0] for record in await self._pool.fetch(statement, *arrays)}
         return [row_id in updated for row_id, _, _ in batch]
-
-    def lease_new_jobs_to(self, taker: NewJobsTaker | None, *, lease_seconds: float = 60.0) -> bool:
-        self._taker, self._lease_seconds = taker, lease_seconds
-        return True
 
     async def record_bounces(
         self,
@@ -720,10 +677,6 @@ class SqlAlchemySendLog:
 
     def _autocommit(self):
         return self._autocommit_engine.connect()
-
-    def lease_new_jobs_to(self, taker: NewJobsTaker | None, *, lease_seconds: float = 60.0) -> bool:
-        """Not here: SQLite's one dispatcher claims every job (its outcomes are not batched)."""
-        return False
 
     async def close(self) -> None:
         await self._autocommit_engine.dispose()

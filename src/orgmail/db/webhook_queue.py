@@ -4,9 +4,7 @@ interface, two implementations, as the send log's are (`db.sendlog`).
 Every send with a webhook brings a delivery, and the two share the database and the cores, so the
 dispatcher's statements are batched and few: per claimed batch one claim and one or two reads of what
 the bodies are made of; per group of ended attempts one statement that logs them and deletes or
-reschedules their jobs (a rescheduled job keeps the body it was sent with). On PostgreSQL most jobs
-are never claimed: the send log hands them to its process's dispatcher already leased
-(`SendLog.lease_new_jobs_to`).
+reschedules their jobs (a rescheduled job keeps the body it was sent with).
 
 - `PostgresWebhookQueue` runs them on asyncpg directly (a small pool of its own), each a single
   statement over parallel arrays (`unnest`): SQLAlchemy's statement handling cost the dispatcher
@@ -177,14 +175,13 @@ WHERE j.event_id = x.e AND j.webhook_id = x.w AND j.attempts = x.a
 _PG_DROP = "DELETE FROM webhook_jobs WHERE event_id = $1 AND webhook_id = $2"
 
 
-def claimed_job(row: Mapping[str, Any]) -> ClaimedJob:
-    """A claim's row (or a new job's, leased as it was queued) as a ClaimedJob."""
+def _claimed(row: Mapping[str, Any]) -> ClaimedJob:
     return ClaimedJob(
         event_id=row["event_id"],
         webhook_id=row["webhook_id"],
         org_id=row["org_id"],
         event_type=row["event_type"],
-        payload=row.get("payload"),
+        payload=row["payload"],
         attempt=row["attempts"],
         created_at=row["created_at"],
         url=row["url"],
@@ -209,7 +206,7 @@ class PostgresWebhookQueue:
         return cls(await connect_pool(dsn, name="orgmail webhooks", max_size=4, command_timeout=30.0))
 
     async def claim(self, *, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedJob]:
-        return [claimed_job(row) for row in await self._pool.fetch(_PG_CLAIM, now, lease_until, limit)]
+        return [_claimed(row) for row in await self._pool.fetch(_PG_CLAIM, now, lease_until, limit)]
 
     async def body_sources(self, *, event_ids: set[str], suppression_ids: set[str]) -> BodySources:
         sources = BodySources()
@@ -325,7 +322,7 @@ class SqlAlchemyWebhookQueue:
             values = {**row._mapping, "url": None, "enabled": False, "secret_encrypted": b""}
             if webhook is not None:
                 values.update(webhook._mapping)
-            jobs.append(claimed_job(values))
+            jobs.append(_claimed(values))
         return sorted(jobs, key=lambda job: job.created_at)
 
     async def body_sources(self, *, event_ids: set[str], suppression_ids: set[str]) -> BodySources:
