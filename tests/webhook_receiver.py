@@ -2,7 +2,8 @@
 verifies every POST's signature with the published Standard Webhooks library, as a receiver would.
 
 Each path is one endpoint with its own secret. An endpoint can be told to answer the next requests
-with given statuses (a 3xx comes with a Location, to show that it is not followed) or to stall.
+with given statuses (a 3xx comes with a Location, to show that it is not followed), to stall, or to
+send headers of its own.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Endpoint:
     answers: deque[int] = field(default_factory=deque)  # statuses for the next requests; then 200
     stall: bool = False  # read the request, never answer
     delay: float = 0.0  # seconds before each answer
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every answer (e.g. Set-Cookie)
 
 
 class WebhookReceiver:
@@ -128,6 +130,7 @@ class WebhookReceiver:
             await asyncio.sleep(3600 if endpoint.stall else endpoint.delay)
         answer = f"status {status}".encode()
         extra = "Location: /elsewhere\r\n" if 300 <= status < 400 else ""
+        extra += "".join(f"{name}: {value}\r\n" for name, value in (endpoint.headers if endpoint else {}).items())
         writer.write(
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Whatever')}\r\nContent-Type: text/plain\r\n"
             f"Content-Length: {len(answer)}\r\n{extra}\r\n".encode()

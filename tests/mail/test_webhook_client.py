@@ -43,6 +43,20 @@ async def test_a_post_carries_the_body_its_signature_and_who_sent_it(receiver):
     Webhook(SECRET).verify(post.body, post.headers)  # the published verifier, once more, by hand
 
 
+async def test_cookies_an_endpoint_sets_are_never_sent_back(receiver):
+    """Webhooks of different orgs can share a host: one org's endpoint must not see another's cookies."""
+    receiver.expect("/hook", SECRET)
+    receiver.endpoints["/hook"].headers["Set-Cookie"] = "session=tenant-a; Path=/"
+    client = WebhookClient(allow_private=True, timeout_seconds=5)
+    try:
+        for _ in range(2):
+            url = f"http://localhost:{receiver.port}/hook"  # a name: cookie jars keep no cookies of IP literals
+            assert (await client.post(url, secret=SECRET, event_id="evt_01", body="{}")).delivered
+    finally:
+        await client.close()
+    assert [post.headers.get("cookie") for post in receiver.posts_to("/hook")] == [None, None]
+
+
 @pytest.mark.parametrize(
     "host, reason",
     [

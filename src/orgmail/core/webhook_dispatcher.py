@@ -136,6 +136,7 @@ class Dispatcher:
         self._pause = 0.0
         self._secrets: dict[str, tuple[bytes, str]] = {}  # webhook id -> (encrypted, decrypted)
         self._endpoints: dict[str, asyncio.Semaphore] = {}  # origin -> its POST slots
+        self._slots_by_url: dict[str, asyncio.Semaphore] = {}  # webhook URL -> its origin's slots
         # Attempts end one by one: each group of them waits 20 ms for company, so a busy queue is
         # recorded in a few statements (and commits) a second, not one per attempt or two. Two
         # attempts of one job (a lease ran out) are never in one group: a statement changes a job once.
@@ -262,10 +263,13 @@ class Dispatcher:
     def _endpoint_slots(self, url: str) -> asyncio.Semaphore:
         """At most `per_endpoint` POSTs to one origin at a time: one slow endpoint cannot take every
         slot, none is flooded, and the client's pool keeps a few connections per host, not dozens."""
-        origin = urlsplit(url)._replace(path="", query="", fragment="").geturl()
-        slots = self._endpoints.get(origin)
-        if slots is None:
-            slots = self._endpoints[origin] = asyncio.Semaphore(self.per_endpoint)
+        slots = self._slots_by_url.get(url)
+        if slots is None:  # the URL's origin, once per URL (urlsplit and _replace cost more than the POST's signature)
+            origin = urlsplit(url)._replace(path="", query="", fragment="").geturl()
+            slots = self._endpoints.get(origin)
+            if slots is None:
+                slots = self._endpoints[origin] = asyncio.Semaphore(self.per_endpoint)
+            self._slots_by_url[url] = slots
         return slots
 
     def _secret(self, job: ClaimedJob) -> str | None:
