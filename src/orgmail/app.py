@@ -165,7 +165,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await _settle_unfinished_sends(app, settings)
         await postfix_copy.refresh(settings.database_url)  # a change whose refresh a crash cut off
-        app.state.webhook_dispatcher = await webhook_dispatcher.start(app.state, event_data=webhooks.EVENT_DATA)
+        app.state.webhook_dispatcher = (
+            await webhook_dispatcher.start(app.state, event_data=webhooks.EVENT_DATA)
+            if settings.webhook_delivery
+            else None  # ORGMAIL_WEBHOOK_DELIVERY=0: `orgmail webhook deliver` runs elsewhere
+        )
         # Everything loaded so far (modules, routes, SQLAlchemy and Pydantic machinery) lives as long
         # as the process: out of the collector's sight, a full collection scans only what requests
         # left behind. Measured: gen-2 pauses of 80-100 ms (the p99 of a loaded worker) became ~12 ms.
@@ -199,7 +203,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
-            await app.state.webhook_dispatcher.stop()
+            if app.state.webhook_dispatcher is not None:
+                await app.state.webhook_dispatcher.stop()
             await app.state.relay.close()
             await app.state.send_log.close()
             await engine.dispose()

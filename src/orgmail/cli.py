@@ -6,14 +6,20 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from orgmail.config import Settings, SettingsError, load_settings, printable_database_url, printable_url
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
 from orgmail.errors import MailboxTaken, OrgmailError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from orgmail.mail.dkim import KeyVault
 
 app = typer.Typer(
     help="orgmail: transactional email and mailbox provisioning.",
@@ -358,6 +364,50 @@ def webhook_list(org: Annotated[str, typer.Option("--org", help="Org id.")]) -> 
 
     webhooks = _with_session(work)
     _print([Webhook.model_validate(w).model_dump(mode="json", by_alias=True) for w in webhooks])
+
+
+@dataclass
+class DeliveryState:
+    """What the webhook dispatcher takes from an app's state, for `webhook deliver`, which has no app."""
+
+    engine: AsyncEngine
+    settings: Settings
+    vault: KeyVault
+
+
+@webhook_app.command("deliver")
+def webhook_deliver() -> None:
+    """Deliver the webhook queue until SIGTERM or Ctrl-C, as `orgmail serve` does in each worker.
+
+    For delivery on cores or a host of its own: run `orgmail serve` with ORGMAIL_WEBHOOK_DELIVERY=0 and
+    this beside it on the same database (several may run: they share the queue and make each attempt once).
+    """
+    import logging
+    import signal
+
+    from orgmail.api.webhooks import EVENT_DATA
+    from orgmail.core import webhook_dispatcher
+    from orgmail.mail.dkim import KeyVault
+
+    settings = _migrated_settings()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def deliver() -> None:
+        stopping = asyncio.Event()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signal_number, stopping.set)
+        engine = create_engine(settings.database_url)
+        state = DeliveryState(engine, settings, KeyVault(settings.secret_key))
+        dispatcher = await webhook_dispatcher.start(state, event_data=EVENT_DATA)
+        typer.echo(f"delivering webhooks from {printable_database_url(settings.database_url)}", err=True)
+        try:
+            await stopping.wait()
+        finally:
+            await dispatcher.stop()  # attempts in flight finish; the rest wait in the queue
+            await engine.dispose()
+        typer.echo("stopped", err=True)
+
+    asyncio.run(deliver())
 
 
 @app.command("dovecot-config")

@@ -75,6 +75,9 @@ class Settings:
     tls_cert: Path | None = None  # PEM certificate chain and key for STARTTLS on the listeners
     tls_key: Path | None = None
     webhook_allow_private: bool = False  # development: webhooks to loopback and private addresses
+    # False: `orgmail serve` queues webhook events but delivers none (`orgmail webhook deliver` does,
+    # on other cores or another host: the processes share the queue)
+    webhook_delivery: bool = True
     # The mail edge (DESIGN.md §10): SMTP submission (STARTTLS on the first, implicit TLS on the second)
     submission_listen: tuple[str, int] | None = None
     submission_tls_listen: tuple[str, int] | None = None
@@ -433,6 +436,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         tls_cert=env.readable_file("ORGMAIL_TLS_CERT"),
         tls_key=env.readable_file("ORGMAIL_TLS_KEY"),
         webhook_allow_private=env.boolean("ORGMAIL_WEBHOOK_ALLOW_PRIVATE", False),
+        webhook_delivery=env.boolean("ORGMAIL_WEBHOOK_DELIVERY", True),
         submission_listen=env.listen_address("ORGMAIL_SUBMISSION_LISTEN"),
         submission_tls_listen=env.listen_address("ORGMAIL_SUBMISSION_TLS_LISTEN"),
         mail_host=env.domain("ORGMAIL_MAIL_HOST", example="mail.example.net"),
