@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 from typing import Any, cast
 
@@ -86,6 +88,8 @@ def is_connection_failure(exc: BaseException) -> bool:
             return True
         if isinstance(cause, (ConnectionError, TimeoutError, SQLAlchemyTimeoutError)):  # refused, reset, timed out
             return True
+        if isinstance(cause, socket.gaierror) or (isinstance(cause, OSError) and cause.errno in _NO_ROUTE):
+            return True  # the host's name does not resolve (now), or there is no route to it
         if isinstance(cause, _ASYNCPG_CONNECTION_FAILURES):
             return True
         if isinstance(cause, asyncpg.InterfaceError) and "connection is closed" in str(cause):
@@ -93,6 +97,7 @@ def is_connection_failure(exc: BaseException) -> bool:
     return False
 
 
+_NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN})
 _ASYNCPG_CONNECTION_FAILURES = (
     asyncpg.PostgresConnectionError,  # the connection broke mid-statement
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up (CannotConnectNowError)
