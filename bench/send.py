@@ -37,7 +37,9 @@ depth of `webhook_jobs` (sampled every second on the bench's own connection), th
 With feedback, the measured flat-out run starts once the warm-up's deliveries are done, and the
 backlog it leaves is delivered before the fixed-rate run (both timed). `--compare-feedback` runs both
 configurations back to back on fresh databases (`--rounds N`: N pairs, the order alternating) and
-compares their flat-out sends/s.
+compares their flat-out sends/s. `--deliver-apart NICE` runs the service with ORGMAIL_WEBHOOK_DELIVERY=0
+and `orgmail webhook deliver` beside it at that CPU priority (`nice`: 0 the same as the service, 19 the
+least), its CPU counted on its own line.
 """
 
 from __future__ import annotations
@@ -579,12 +581,29 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
     sink = multiprocessing.Process(target=_sink, args=(sink_port, delivered, dsn_counts), daemon=True)
     sink.start()
     env = service_env(data_dir, database_url, sink_port=sink_port, pool=args.pool)
+    apart = with_feedback and args.deliver_apart is not None
     if with_feedback:
         env |= {"ORGMAIL_BOUNCE_DOMAIN": BOUNCE_DOMAIN, "ORGMAIL_WEBHOOK_ALLOW_PRIVATE": "1"}
-    server = receiver = monitor = queue = None
+    if apart:
+        env |= {"ORGMAIL_WEBHOOK_DELIVERY": "0"}
+    server = receiver = monitor = queue = deliverer = None
     try:
         key, domain = await provision(env)
         server = await start_service(env, port=http_port, workers=args.workers, log=data_dir / "server.log")
+        if apart:
+            deliverer = subprocess.Popen(
+                [
+                    "nice",
+                    "-n",
+                    str(args.deliver_apart),
+                    str(Path(sys.executable).parent / "orgmail"),
+                    "webhook",
+                    "deliver",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=(data_dir / "deliverer.log").open("wb"),
+            )
         base = f"http://127.0.0.1:{http_port}"
         if with_feedback:
             hook_port = free_port()
@@ -601,7 +620,7 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
             phases["drain_after_warm_up"] = await monitor.drain(args.drain_timeout)
             monitor.phase = "flat out"
         service_pids = process_tree(server.pid)
-        side_pids = [sink.pid] + ([receiver.pid] if receiver is not None else [])
+        side_pids = [sink.pid] + [p.pid for p in (receiver, deliverer) if p is not None]
         before = (
             cpu_seconds(service_pids),
             cpu_by_pid(side_pids),
@@ -627,6 +646,7 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
             "service": per_send(after[0] - before[0]),
             "smtp_sink": per_send(side[sink.pid]),
             **({"webhook_receiver": per_send(side[receiver.pid])} if receiver is not None else {}),
+            **({"webhook_deliverer": per_send(side[deliverer.pid])} if deliverer is not None else {}),
             **({"postgresql": per_send(cpu_used_between(before[2], after[2]))} if kind == "postgresql" else {}),
             "load_generator (wrk)": per_send(throughput.pop("load_generator_cpu_s")),
             "whole machine": per_send(busy),
@@ -716,6 +736,9 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=40)
+        if deliverer is not None:
+            deliverer.terminate()
+            deliverer.wait(timeout=40)
         sink.terminate()
         if receiver is not None:
             receiver.terminate()
@@ -789,6 +812,12 @@ async def main() -> None:
         type=int,
         default=1,
         help="with --compare-feedback: pairs of runs, the order alternating (without/with, with/without, …)",
+    )
+    parser.add_argument(
+        "--deliver-apart",
+        type=int,
+        metavar="NICE",
+        help="with feedback: deliveries by `orgmail webhook deliver` at this nice level, not by the service",
     )
     parser.add_argument(
         "--verify-every",
