@@ -591,19 +591,11 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
         key, domain = await provision(env)
         server = await start_service(env, port=http_port, workers=args.workers, log=data_dir / "server.log")
         if apart:
-            deliverer = subprocess.Popen(
-                [
-                    "nice",
-                    "-n",
-                    str(args.deliver_apart),
-                    str(Path(sys.executable).parent / "orgmail"),
-                    "webhook",
-                    "deliver",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=(data_dir / "deliverer.log").open("wb"),
-            )
+            with (data_dir / "deliverer.log").open("wb") as deliverer_log:
+                command = ["nice", "-n", str(args.deliver_apart), str(Path(sys.executable).parent / "orgmail")]
+                deliverer = subprocess.Popen(
+                    [*command, "webhook", "deliver"], env=env, stdout=subprocess.DEVNULL, stderr=deliverer_log
+                )
         base = f"http://127.0.0.1:{http_port}"
         if with_feedback:
             hook_port = free_port()

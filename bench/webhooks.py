@@ -130,7 +130,9 @@ async def run_through_send_log(kind: str, *, variant: str, events: int, verify_e
                     session, org_id=org_id, url=f"http://127.0.0.1:{port}/hook", vault=vault, allow_private=True
                 )
             receiver, received = await send.start_receiver(port, created.secret, verify_every)
-            dispatcher = await webhook_dispatcher.start(_State(engine, settings, vault), event_data=EVENT_DATA)
+            dispatcher = await webhook_dispatcher.start(
+                webhook_dispatcher.Resources(engine, settings, vault), event_data=EVENT_DATA
+            )
         postgres_before = send.cpu_by_pid(send.postgres_pids()) if kind == "postgresql" else {}
         cpu_before, began = time.process_time(), time.perf_counter()
         await _write_outcomes(log, org_id=org_id, domain=domain, count=events)
@@ -196,7 +198,7 @@ async def run_one(kind: str, *, events: int, verify_every: int, profile: int) ->
         receiver, received = await send.start_receiver(port, created.secret, verify_every)
         await _queue(settings, org_id=org_id, domain=domain, count=events)
 
-        state = _State(engine, settings, vault)
+        state = webhook_dispatcher.Resources(engine, settings, vault)
         profiler = cProfile.Profile() if profile else None
         postgres_before = send.cpu_by_pid(send.postgres_pids()) if kind == "postgresql" else {}
         cpu_before, began = time.process_time(), time.perf_counter()
@@ -254,13 +256,6 @@ def _first_org():
     return select(Org.id).limit(1)
 
 
-class _State:
-    """What `webhook_dispatcher.start` reads from the app's state."""
-
-    def __init__(self, engine, settings, vault):
-        self.engine, self.settings, self.vault = engine, settings, vault
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["postgresql", "sqlite", "both"], default="both")
@@ -278,7 +273,7 @@ async def main() -> None:
         for round_ in range(args.rounds):
             for variant in variants if round_ % 2 == 0 else variants[::-1]:
                 result = await run_through_send_log(
-                    "postgresql" if args.db == "both" else args.db,
+                    "postgresql" if args.db == "both" else args.db,  # one database: the comparison is within it
                     variant=variant,
                     events=args.events,
                     verify_every=args.verify_every,

@@ -30,8 +30,9 @@ from tests.dns_server import AuthoritativeDnsServer
 if TYPE_CHECKING:
     from tests.smtp_relay import SmtpTestRelay
 
-# The SMTP relay fixtures (`smtp_relay_server`, `smtp_relay`) live beside the relay they start.
-pytest_plugins = ["tests.smtp_relay"]
+# The SMTP relay fixtures (`smtp_relay_server`, `smtp_relay`) and the webhook `receiver` live beside
+# the servers they start.
+pytest_plugins = ["tests.smtp_relay", "tests.webhook_receiver"]
 
 POSTGRES_ADMIN_URL = os.environ.get("ORGMAIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)

@@ -8,10 +8,8 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import pytest
 from sqlalchemy import select
 
 from orgmail.app import create_app
@@ -23,13 +21,6 @@ from orgmail.mail.dkim import KeyVault
 from tests.fresh_database import fresh_database
 from tests.processes import BIN
 from tests.webhook_receiver import WebhookReceiver
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = await WebhookReceiver().start()
-    yield server
-    await server.stop()
 
 
 async def _queued_test_event(url: str, secret_key: bytes, receiver: WebhookReceiver, path: str) -> tuple[str, str]:

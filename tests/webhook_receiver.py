@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import json
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 _REASONS = {200: "OK", 204: "No Content", 302: "Found", 401: "Unauthorized", 404: "Not Found", 500: "Server Error"}
@@ -138,3 +140,11 @@ class WebhookReceiver:
         )
         await writer.drain()
         return headers.get("connection", "").lower() != "close"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A receiver for one test (the fixture of every test that takes `receiver`)."""
+    server = await WebhookReceiver().start()
+    yield server
+    await server.stop()

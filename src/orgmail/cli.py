@@ -6,20 +6,14 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from orgmail.config import Settings, SettingsError, load_settings, printable_database_url, printable_url
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
 from orgmail.errors import MailboxTaken, OrgmailError
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    from orgmail.mail.dkim import KeyVault
 
 app = typer.Typer(
     help="orgmail: transactional email and mailbox provisioning.",
@@ -366,15 +360,6 @@ def webhook_list(org: Annotated[str, typer.Option("--org", help="Org id.")]) -> 
     _print([Webhook.model_validate(w).model_dump(mode="json", by_alias=True) for w in webhooks])
 
 
-@dataclass
-class DeliveryState:
-    """What the webhook dispatcher takes from an app's state, for `webhook deliver`, which has no app."""
-
-    engine: AsyncEngine
-    settings: Settings
-    vault: KeyVault
-
-
 @webhook_app.command("deliver")
 def webhook_deliver() -> None:
     """Deliver the webhook queue until SIGTERM or Ctrl-C, as `orgmail serve` does in each worker.
@@ -385,6 +370,8 @@ def webhook_deliver() -> None:
     import logging
     import signal
 
+    import uvloop
+
     from orgmail.api.webhooks import EVENT_DATA
     from orgmail.core import webhook_dispatcher
     from orgmail.mail.dkim import KeyVault
@@ -393,12 +380,19 @@ def webhook_deliver() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def deliver() -> None:
-        stopping = asyncio.Event()
-        for signal_number in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(signal_number, stopping.set)
+        stopping, loop = asyncio.Event(), asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+
+        def stop() -> None:  # the first signal stops gracefully; a second one has its default effect
+            for signal_number in signals:
+                loop.remove_signal_handler(signal_number)
+            stopping.set()
+
+        for signal_number in signals:
+            loop.add_signal_handler(signal_number, stop)
         engine = create_engine(settings.database_url)
-        state = DeliveryState(engine, settings, KeyVault(settings.secret_key))
-        dispatcher = await webhook_dispatcher.start(state, event_data=EVENT_DATA)
+        resources = webhook_dispatcher.Resources(engine, settings, KeyVault(settings.secret_key))
+        dispatcher = await webhook_dispatcher.start(resources, event_data=EVENT_DATA)
         typer.echo(f"delivering webhooks from {printable_database_url(settings.database_url)}", err=True)
         try:
             await stopping.wait()
@@ -407,7 +401,7 @@ def webhook_deliver() -> None:
             await engine.dispose()
         typer.echo("stopped", err=True)
 
-    asyncio.run(deliver())
+    uvloop.run(deliver())  # the event loop `orgmail serve` runs on
 
 
 @app.command("dovecot-config")

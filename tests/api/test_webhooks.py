@@ -24,7 +24,6 @@ from orgmail.core import webhook_dispatcher
 from orgmail.core.webhooks import EVENT_TYPES
 from tests.conftest import Tenant, make_sender, make_tenant
 from tests.fresh_database import fresh_database
-from tests.webhook_receiver import WebhookReceiver
 
 ALL_TYPES = [
     "message.sent",
@@ -98,13 +97,6 @@ async def owner(private_app, private_http) -> Tenant:
 @pytest.fixture
 async def stranger(private_app, private_http) -> Tenant:
     return await make_tenant(private_app, private_http, "Stranger")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = await WebhookReceiver().start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

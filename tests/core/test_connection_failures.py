@@ -4,6 +4,9 @@ refused port is; a statement the server rejects is not."""
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -30,6 +33,24 @@ async def test_a_database_host_that_does_not_resolve_is_an_outage_through_sqlalc
     finally:
         await engine.dispose()
     assert is_connection_failure(failure), repr(failure)
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [
+        socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),  # the resolver is down
+        OSError(errno.EHOSTUNREACH, "No route to host"),
+        OSError(errno.ENETUNREACH, "Network is unreachable"),
+    ],
+)
+def test_no_name_or_no_route_is_an_outage_however_it_is_wrapped(raised):
+    """As the kernel and resolver report them (a real attempt above gives one of them, whichever this
+    machine's resolver answers); also as the cause of what a driver raises instead."""
+    assert is_connection_failure(raised)
+    wrapper = RuntimeError("connect failed")
+    wrapper.__cause__ = raised
+    assert is_connection_failure(wrapper)
+    assert not is_connection_failure(OSError(errno.EACCES, "Permission denied"))
 
 
 async def test_a_refused_port_is_an_outage():

@@ -14,10 +14,41 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from orgmail.core.suppressions import add_suppression
-from orgmail.db.sendlog import Batcher, EventRow
+from orgmail.db.sendlog import Batcher, EventRow, SendLogRow
 from orgmail.db.tables import MessageEvent, utcnow
 from orgmail.ids import new_id
-from tests.sent_message import queued_row
+
+
+def _row(org_id: str, *, key: str | None = None, row_id: str | None = None) -> SendLogRow:
+    now = utcnow()
+    row_id = row_id or new_id("msg")
+    return SendLogRow(
+        id=row_id,
+        org_id=org_id,
+        from_address="Ann <ann@example.com>",
+        to=["bob@example.net"],
+        cc=[],
+        bcc=[],
+        reply_to=[],
+        subject="Hello",
+        status="queued",
+        message_id=f"<{row_id}@example.com>",
+        domain="example.com",
+        dkim_selector="sel",
+        suppressed_recipients=[],
+        rejected_recipients=[],
+        tags={"k": "v"},
+        size_bytes=3,
+        relay_response=None,
+        error_code=None,
+        error_message=None,
+        idempotency_key=key,
+        request_hash="h",
+        raw=b"raw",
+        created_at=now,
+        updated_at=now,
+        sent_at=None,
+    )
 
 
 @pytest.fixture
@@ -26,7 +57,7 @@ def send_log(app):
 
 
 async def test_concurrent_inserts_and_updates_each_land(send_log, tenant):
-    rows = [queued_row(tenant.org_id) for _ in range(40)]
+    rows = [_row(tenant.org_id) for _ in range(40)]
     assert await asyncio.gather(*(send_log.insert(row) for row in rows)) == [True] * 40
     sent_at = utcnow()
     updates = [
@@ -41,14 +72,14 @@ async def test_concurrent_inserts_and_updates_each_land(send_log, tenant):
 
 
 async def test_one_idempotency_key_inserts_once_even_within_one_batch(send_log, tenant):
-    rows = [queued_row(tenant.org_id, key="same-key") for _ in range(10)]
+    rows = [_row(tenant.org_id, key="same-key") for _ in range(10)]
     assert sorted(await asyncio.gather(*(send_log.insert(row) for row in rows))) == [False] * 9 + [True]
     found = await send_log.find(org_id=tenant.org_id, idempotency_key="same-key")
     assert found is not None and found.id in {row.id for row in rows}
 
 
 async def test_a_message_id_finds_the_oldest_row_of_its_org_within_the_window(send_log, tenant, other_tenant):
-    first, second, foreign = queued_row(tenant.org_id), queued_row(tenant.org_id), queued_row(other_tenant.org_id)
+    first, second, foreign = _row(tenant.org_id), _row(tenant.org_id), _row(other_tenant.org_id)
     for row in (first, second, foreign):
         row.message_id = "<same@client.example>"
         row.created_at = utcnow()
@@ -62,7 +93,7 @@ async def test_a_message_id_finds_the_oldest_row_of_its_org_within_the_window(se
 
 
 async def test_a_row_is_written_with_its_events_or_not_at_all(app, send_log, tenant):
-    first, twin = queued_row(tenant.org_id, key="with-events"), queued_row(tenant.org_id, key="with-events")
+    first, twin = _row(tenant.org_id, key="with-events"), _row(tenant.org_id, key="with-events")
     for row in (first, twin):
         event = EventRow(id=new_id("evt"), org_id=tenant.org_id, message_id=row.id, type="suppressed")
         row.status = "suppressed"
@@ -78,8 +109,8 @@ async def test_a_row_is_written_with_its_events_or_not_at_all(app, send_log, ten
 
 
 async def test_a_row_the_database_refuses_fails_alone(send_log, tenant):
-    good = [queued_row(tenant.org_id) for _ in range(9)]
-    bad = queued_row("org_that_does_not_exist")  # the foreign key refuses it
+    good = [_row(tenant.org_id) for _ in range(9)]
+    bad = _row("org_that_does_not_exist")  # the foreign key refuses it
     results = await asyncio.gather(
         *(send_log.insert(row) for row in [*good[:5], bad, *good[5:]]), return_exceptions=True
     )
@@ -89,7 +120,7 @@ async def test_a_row_the_database_refuses_fails_alone(send_log, tenant):
 
 
 async def test_an_update_only_if_status_changes_the_row_once(send_log, tenant):
-    row = queued_row(tenant.org_id)
+    row = _row(tenant.org_id)
     row.status = "failed"
     await send_log.insert(row)
     claims = [send_log.update(row.id, {"status": "queued"}, if_status="failed") for _ in range(5)]

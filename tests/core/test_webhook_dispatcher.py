@@ -31,14 +31,13 @@ from orgmail.core.suppressions import add_suppression, remove_suppression
 from orgmail.core.webhook_dispatcher import Dispatcher, Schedule, start
 from orgmail.db.sendlog import EventRow, write_events
 from orgmail.db.session import create_engine, create_session_factory, upgrade_database
-from orgmail.db.tables import Webhook, WebhookDelivery, WebhookJob
+from orgmail.db.tables import Message, Webhook, WebhookDelivery, WebhookJob
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault
 from orgmail.mail.webhook_client import WebhookClient, address_refusal, resolve
 from tests.fresh_database import fresh_database
 from tests.postgres_server import PrivatePostgres
 from tests.sent_message import sent_message
-from tests.webhook_receiver import WebhookReceiver
 
 FAST = Schedule(backoff=(0.2, 0.2, 0.2), repeat_every=0.2, give_up_after=3600)
 
@@ -122,13 +121,6 @@ async def queue(queue_database) -> AsyncIterator[Queue]:
     for client in queue.clients:
         await client.close()
     await engine.dispose()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = await WebhookReceiver().start()
-    yield server
-    await server.stop()
 
 
 async def test_a_test_event_arrives_signed_per_standard_webhooks(queue, receiver):
@@ -247,7 +239,9 @@ async def test_deliveries_pending_at_a_stop_are_made_after_a_restart(queue, rece
 async def test_two_dispatchers_deliver_each_of_50_jobs_exactly_once(queue, receiver):
     webhook_id, secret = await queue.webhook(receiver.url("/race"))
     receiver.expect("/race", secret)
-    receiver.endpoints["/race"].delay = 0.02  # so that the two take turns at the queue
+    # Slow enough that both take part even if one meets SQLite's write lock and pauses (1 s): alone, the
+    # other needs 50 / 8 slots x 0.2 s = 1.25 s.
+    receiver.endpoints["/race"].delay = 0.2
     event_ids = [await queue.test_event(webhook_id) for _ in range(50)]
     # Two engines, as two processes have: each dispatcher its own connections.
     other_engine = create_engine(str(queue.engine.url.render_as_string(hide_password=False)))
@@ -352,6 +346,27 @@ async def test_a_message_event_carries_the_event_and_the_message_as_the_api_show
     async with queue.session_factory() as session:
         view = await get_message(session, org_id=queue.org_id, message_id=message_id)
     assert body["data"]["message"] == json.loads(mail_message(view).model_dump_json(by_alias=True))
+
+
+async def test_a_retry_sends_the_bytes_of_the_failed_attempt_though_the_message_changed_since(queue, receiver):
+    webhook_id, secret = await queue.webhook(receiver.url("/changed"), events=["message.sent"])
+    receiver.expect("/changed", secret, 500)
+    message_id = new_id("msg")
+    async with queue.session_factory() as session, session.begin():
+        session.add(sent_message(message_id, queue.org_id))
+    async with queue.engine.begin() as connection:
+        await write_events(
+            connection, [EventRow(id=new_id("evt"), org_id=queue.org_id, message_id=message_id, type="sent")]
+        )
+    await queue.start(schedule=Schedule(backoff=(1.0,)))
+    [first] = await receiver.wait_for("/changed", 1)
+    async with queue.session_factory() as session, session.begin():  # a bounce comes back before the retry
+        await session.execute(
+            update(Message).where(Message.id == message_id).values(status="bounced", last_event="bounced")
+        )
+    first_post, retry = await receiver.wait_for("/changed", 2)
+    assert first_post.event["data"]["message"]["status"] == "sent"
+    assert retry.status == 200 and retry.body == first.body  # the event as it was first sent, not rebuilt
 
 
 async def test_suppression_created_carries_the_suppression_under_a_stable_event_id(queue, receiver):

@@ -4,23 +4,14 @@ address forms it must refuse before any connection is made."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
 from standardwebhooks import Webhook
 
 from orgmail import __version__
 from orgmail.mail.webhook_client import WebhookClient
-from tests.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = await WebhookReceiver().start()
-    yield server
-    await server.stop()
 
 
 async def _post(url: str, *, allow_private: bool, body: str = '{"type":"webhook.test"}'):

@@ -1,6 +1,7 @@
 """The webhook dispatcher (DESIGN.md §9): the long-lived worker that delivers the queue in
-`webhook_jobs`. `handle = await start(app.state, event_data=…)` in the app's lifespan, once the
-database is open; `await handle.stop()` before it closes. Its statements are `db.webhook_queue`'s.
+`webhook_jobs`. `handle = await start(app.state, event_data=…)` in the app's lifespan (or in
+`orgmail webhook deliver`, with `Resources`), once the database is open; `await handle.stop()` before
+it closes. Its statements are `db.webhook_queue`'s.
 
 A job's life:
 1. Claim. One statement takes up to a batch of due jobs (`next_attempt_at <= now`), pushes their
@@ -13,9 +14,11 @@ A job's life:
 2. Body. At the first attempt the JSON body is made (the event and its message as they are now);
    the bodies of a claimed batch are made together, from one read each for its events, their
    messages and its suppressions. A failed attempt keeps its body with the job (in the statement
-   that reschedules it), so every retry sends the same bytes; only a dispatcher that dies
-   mid-attempt leaves none, and the next attempt makes the body again. (Storing every body before
-   its first POST cost an UPDATE per delivery for the rare crash.)
+   that reschedules it), so every retry sends the same bytes. When no failure is recorded (the
+   dispatcher died mid-attempt, its lease ran out while the attempt waited for a slow endpoint's
+   slots, or the database was gone when it ended), the next attempt makes the body again: the same
+   event, its message as it is then. (Storing every body before its first POST cost an UPDATE per
+   delivery for those rare cases.)
 3. POST, signed with the webhook's secret (`mail.webhook_client`, which checks the address again),
    at most `per_endpoint` at a time to one origin.
 4. Record. Every attempt writes a `webhook_deliveries` row. A 2xx deletes the job; anything else
@@ -93,8 +96,26 @@ class _Undeliverable(Exception):
 
 
 Body = str | _Undeliverable  # what a claimed job is to send, or why it cannot be sent
-# An attempt that ended: its job, what came of it, and the body sent (None: it could not be made)
-Attempted = tuple[ClaimedJob, DeliveryResult, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """An attempt that ended: what came of it, whether the job is given up whatever the result
+    (nothing could be sent), and the body to keep with the job if it is retried (None: it has one)."""
+
+    job: ClaimedJob
+    result: DeliveryResult
+    give_up: bool = False
+    body_to_keep: str | None = None
+
+
+@dataclass(slots=True)
+class Resources:
+    """What the dispatcher takes from an app's state (`AppState`), for a process without an app."""
+
+    engine: AsyncEngine
+    settings: Settings
+    vault: KeyVault
 
 
 def _timestamp(moment: datetime) -> str:
@@ -141,7 +162,7 @@ class Dispatcher:
         # recorded in a few statements (and commits) a second, not one per attempt or two. Two
         # attempts of one job (a lease ran out) are never in one group: a statement changes a job once.
         self._recorder: Batcher[Attempted, None] = Batcher(
-            self._record_many, linger_seconds=0.02, key=lambda attempt: attempt[0].key
+            self._record_many, linger_seconds=0.02, key=lambda attempt: attempt.job.key
         )
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -228,7 +249,7 @@ class Dispatcher:
         if first_attempts:
             try:
                 made = await self._make_bodies(first_attempts)
-            except Exception:
+            except BaseException:  # a stop (cancelled) included: the claims are due again at once
                 with contextlib.suppress(Exception):  # the database is likely gone: the leases run out
                     await self.queue.release(claimed, now=utcnow())
                 raise
@@ -244,16 +265,17 @@ class Dispatcher:
             if body is None:
                 return  # not expected: every job with a webhook has one; its lease runs out
             if isinstance(body, _Undeliverable):
-                await self._recorder.submit((job, DeliveryResult(None, 0, str(body)), None))
+                await self._recorder.submit(Attempted(job, DeliveryResult(None, 0, str(body)), give_up=True))
                 return
+            to_keep = body if job.payload is None else None
             secret = self._secret(job)
             if secret is None:
                 error = "the webhook's secret cannot be decrypted (has the service's secret key changed?)"
-                await self._recorder.submit((job, DeliveryResult(None, 0, error), body))
+                await self._recorder.submit(Attempted(job, DeliveryResult(None, 0, error), body_to_keep=to_keep))
                 return
             async with self._endpoint_slots(job.url):
                 result = await self.client.post(job.url, secret=secret, event_id=job.event_id, body=body)
-            await self._recorder.submit((job, result, body))
+            await self._recorder.submit(Attempted(job, result, body_to_keep=to_keep))
         except Exception as exc:  # the lease runs out and the job is attempted again
             if is_connection_failure(exc):
                 log.warning("webhook dispatcher: database unreachable (%s) during an attempt", exc.__class__.__name__)
@@ -327,13 +349,13 @@ class Dispatcher:
         in the next)."""
         now = utcnow()
         ended = []
-        for job, result, body in attempts:
-            give_up = body is None  # nothing can be sent
+        for attempt in attempts:
+            job, result = attempt.job, attempt.result
             next_at = None
-            if not result.delivered and not give_up:
+            if not result.delivered and not attempt.give_up:
                 next_at = self.schedule.next_attempt(attempt=job.attempt, event_at=job.created_at, now=now)
             error = result.error
-            if error is not None and next_at is None and not give_up:
+            if error is not None and next_at is None and not attempt.give_up:
                 error += "; given up: the retry period after the event is over"
             ended.append(
                 EndedAttempt(
@@ -344,7 +366,7 @@ class Dispatcher:
                     error=error,
                     next_attempt_at=next_at,
                     created_at=now,
-                    body=body,
+                    body=attempt.body_to_keep,
                 )
             )
         await self.queue.record(ended)

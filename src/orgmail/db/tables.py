@@ -214,7 +214,8 @@ class WebhookJob(Base):
     """The durable delivery queue: one row per (event, webhook) until delivered or given up.
 
     Queued in SQL beside the event itself (a join with the org's webhooks), so a send pays no round
-    trip for it; the body is made at the first attempt and kept, so every attempt sends the same bytes.
+    trip for it; the body is made at the first attempt and kept when an attempt fails, so every retry
+    sends the same bytes.
     """
 
     __tablename__ = "webhook_jobs"
@@ -223,7 +224,7 @@ class WebhookJob(Base):
     webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(32))  # message.sent, suppression.created, webhook.test …
-    payload: Mapped[str | None] = mapped_column(Text)  # the JSON body, once made
+    payload: Mapped[str | None] = mapped_column(Text)  # the JSON body, once an attempt with it failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
