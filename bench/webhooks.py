@@ -30,7 +30,9 @@ import pstats
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import send  # bench/send.py: databases, provisioning, the receiver
@@ -107,29 +109,59 @@ async def _write_outcomes(log, *, org_id: str, domain: str, count: int, concurre
         await asyncio.gather(*(one() for _ in range(min(concurrency, count - start))))
 
 
-async def run_through_send_log(kind: str, *, variant: str, events: int, verify_every: int) -> dict:
-    """One variant of `--through-send-log`: "writes only" or "delivered"."""
-    data_dir = Path(tempfile.mkdtemp(prefix="orgmail-bench-webhooks-"))
-    url, _database = await send.create_database(kind, data_dir)
-    port = send.free_port()
-    env = {"ORGMAIL_DATA_DIR": str(data_dir), "ORGMAIL_DATABASE_URL": url, "ORGMAIL_SECRET_KEY": "bench-secret"}
-    receiver = None
-    try:
+@dataclass
+class _Bench:
+    """A fresh database with an org, its verified domain and the service's settings, and a port for
+    the receiver: what both modes start from."""
+
+    settings: Any
+    engine: Any
+    vault: KeyVault
+    org_id: str
+    domain: str
+    port: int
+    database: str | None  # PostgreSQL's, dropped by `close`
+
+    @classmethod
+    async def set_up(cls, kind: str) -> _Bench:
+        data_dir = Path(tempfile.mkdtemp(prefix="orgmail-bench-webhooks-"))
+        url, database = await send.create_database(kind, data_dir)
+        env = {"ORGMAIL_DATA_DIR": str(data_dir), "ORGMAIL_DATABASE_URL": url, "ORGMAIL_SECRET_KEY": "bench-secret"}
         _key, domain = await send.provision(env)
         settings = load_settings(env, webhook_allow_private=True)
         engine = create_engine(settings.database_url)
-        vault = KeyVault(settings.secret_key)
         async with create_session_factory(engine)() as session:
             org_id = (await session.execute(_first_org())).scalar_one()
+        return cls(settings, engine, KeyVault(settings.secret_key), org_id, domain, send.free_port(), database)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        await send.drop_database(self.database)
+
+    async def webhook_secret(self) -> str:
+        """A webhook for every event to the receiver's port; its secret."""
+        async with create_session_factory(self.engine)() as session:
+            created = await create_webhook(
+                session,
+                org_id=self.org_id,
+                url=f"http://127.0.0.1:{self.port}/hook",
+                vault=self.vault,
+                allow_private=True,
+            )
+        return created.secret
+
+
+async def run_through_send_log(kind: str, *, variant: str, events: int, verify_every: int) -> dict:
+    """One variant of `--through-send-log`: "writes only" or "delivered"."""
+    bench = await _Bench.set_up(kind)
+    settings, engine, vault, org_id, domain = bench.settings, bench.engine, bench.vault, bench.org_id, bench.domain
+    receiver = None
+    try:
         log = await open_send_log(settings.database_url, engine)
         await _write_outcomes(log, org_id=org_id, domain=domain, count=500)  # warm: pools, statement caches
         dispatcher = None
         if variant != "writes only":
-            async with create_session_factory(engine)() as session:
-                created = await create_webhook(
-                    session, org_id=org_id, url=f"http://127.0.0.1:{port}/hook", vault=vault, allow_private=True
-                )
-            receiver, received = await send.start_receiver(port, created.secret, verify_every)
+            receiver, received = await send.start_receiver(bench.port, await bench.webhook_secret(), verify_every)
             dispatcher = await webhook_dispatcher.start(
                 webhook_dispatcher.Resources(engine, settings, vault), event_data=EVENT_DATA
             )
@@ -162,6 +194,7 @@ async def run_through_send_log(kind: str, *, variant: str, events: int, verify_e
     finally:
         if receiver is not None:
             receiver.terminate()
+        await bench.close()
 
 
 async def _depth(settings) -> int:
@@ -178,24 +211,11 @@ async def _depth(settings) -> int:
 
 
 async def run_one(kind: str, *, events: int, verify_every: int, profile: int) -> dict:
-    data_dir = Path(tempfile.mkdtemp(prefix="orgmail-bench-webhooks-"))
-    url, database = await send.create_database(kind, data_dir)
-    port = send.free_port()
-    env = {"ORGMAIL_DATA_DIR": str(data_dir), "ORGMAIL_DATABASE_URL": url, "ORGMAIL_SECRET_KEY": "bench-secret"}
+    bench = await _Bench.set_up(kind)
+    settings, engine, vault, org_id, domain = bench.settings, bench.engine, bench.vault, bench.org_id, bench.domain
     receiver = None
     try:
-        _key, domain = await send.provision(env)
-        settings = load_settings(env, webhook_allow_private=True)
-        engine = create_engine(settings.database_url)
-        session_factory = create_session_factory(engine)
-        vault = KeyVault(settings.secret_key)
-        async with session_factory() as session:
-            org_id = (await session.execute(_first_org())).scalar_one()
-        async with session_factory() as session:
-            created = await create_webhook(
-                session, org_id=org_id, url=f"http://127.0.0.1:{port}/hook", vault=vault, allow_private=True
-            )
-        receiver, received = await send.start_receiver(port, created.secret, verify_every)
+        receiver, received = await send.start_receiver(bench.port, await bench.webhook_secret(), verify_every)
         await _queue(settings, org_id=org_id, domain=domain, count=events)
 
         state = webhook_dispatcher.Resources(engine, settings, vault)
@@ -216,7 +236,7 @@ async def run_one(kind: str, *, events: int, verify_every: int, profile: int) ->
         if profiler:
             profiler.disable()
         left = await _depth(settings)
-        stats = await send.receiver_stats(port)
+        stats = await send.receiver_stats(bench.port)
         await engine.dispose()
         result = {
             "db": kind,
@@ -245,7 +265,7 @@ async def run_one(kind: str, *, events: int, verify_every: int, profile: int) ->
     finally:
         if receiver is not None:
             receiver.terminate()
-        await send.drop_database(database)
+        await bench.close()
 
 
 def _first_org():
