@@ -265,6 +265,21 @@ async def test_two_dispatchers_deliver_each_of_50_jobs_exactly_once(queue, recei
     assert len(deliveries) == 50 and {d.attempt for d in deliveries} == {1}
 
 
+async def test_jobs_that_wait_for_a_slow_endpoint_past_their_lease_are_given_back_not_sent_twice(queue, receiver):
+    webhook_id, secret = await queue.webhook(receiver.url("/queueing"))
+    receiver.expect("/queueing", secret)
+    receiver.endpoints["/queueing"].delay = 0.4
+    event_ids = [await queue.test_event(webhook_id) for _ in range(8)]
+    # One POST at a time, 0.4 s each: the eighth of one claim would begin 2.8 s in, past a 2 s lease.
+    await queue.start(lease_seconds=2.0, timeout=0.5, per_endpoint=1)
+    await receiver.wait_for("/queueing", 8, timeout=30)
+    await queue.wait_until(lambda: _no_jobs(queue, webhook_id))
+    await asyncio.sleep(0.5)
+    sent = Counter(p.headers["webhook-id"] for p in receiver.posts_to("/queueing"))
+    assert sent == Counter(event_ids)  # each once
+    assert {d.attempt for d in await queue.deliveries(webhook_id)} == {1}  # a give-back counts no attempt
+
+
 async def test_connections_are_reused_per_endpoint(queue, receiver):
     webhook_id, secret = await queue.webhook(receiver.url("/reuse"))
     receiver.expect("/reuse", secret)

@@ -15,12 +15,13 @@ A job's life:
    the bodies of a claimed batch are made together, from one read each for its events, their
    messages and its suppressions. A failed attempt keeps its body with the job (in the statement
    that reschedules it), so every retry sends the same bytes. When no failure is recorded (the
-   dispatcher died mid-attempt, its lease ran out while the attempt waited for a slow endpoint's
-   slots, or the database was gone when it ended), the next attempt makes the body again: the same
-   event, its message as it is then. (Storing every body before its first POST cost an UPDATE per
-   delivery for those rare cases.)
+   dispatcher died mid-attempt, or the database was gone when it ended), the next attempt makes the
+   body again: the same event, its message as it is then. (Storing every body before its first POST
+   cost an UPDATE per delivery for those rare cases.)
 3. POST, signed with the webhook's secret (`mail.webhook_client`, which checks the address again),
-   at most `per_endpoint` at a time to one origin.
+   at most `per_endpoint` at a time to one origin. A job that waited for its origin's slots until
+   its lease could run out mid-POST is given back unsent (due at once, its attempt not counted), so
+   no second claim sends it too.
 4. Record. Every attempt writes a `webhook_deliveries` row. A 2xx deletes the job; anything else
    sets its next attempt by the backoff (5 s, 30 s, 2 min, 10 min, 1 h, 6 h, then every 12 h) until
    3 days after the event, when it is given up (deleted). The attempts that end while one group is
@@ -274,13 +275,28 @@ class Dispatcher:
                 await self._recorder.submit(Attempted(job, DeliveryResult(None, 0, error), body_to_keep=to_keep))
                 return
             async with self._endpoint_slots(job.url):
-                result = await self.client.post(job.url, secret=secret, event_id=job.event_id, body=body)
+                result = (
+                    await self.client.post(job.url, secret=secret, event_id=job.event_id, body=body)
+                    if self._lease_lasts(job)
+                    else None
+                )
+            if result is None:  # it waited for the endpoint's slots too long: claimed again, sent once
+                await self.queue.release([job], now=utcnow())
+                return
             await self._recorder.submit(Attempted(job, result, body_to_keep=to_keep))
         except Exception as exc:  # the lease runs out and the job is attempted again
             if is_connection_failure(exc):
                 log.warning("webhook dispatcher: database unreachable (%s) during an attempt", exc.__class__.__name__)
             else:
                 log.exception("webhook dispatcher: attempt %d of %s failed", job.attempt, job.event_id)
+
+    def _lease_lasts(self, job: ClaimedJob) -> bool:
+        """Whether the job's lease outlasts a POST begun now: one that ran out mid-POST would let
+        another claim send the event again (and a body made again), so such a job is given back
+        unsent instead (a claim of many jobs for one slow endpoint waits long for its slots)."""
+        if job.leased_until is None:
+            return True
+        return utcnow() + timedelta(seconds=self.client.timeout_seconds + 1.0) < job.leased_until
 
     def _endpoint_slots(self, url: str) -> asyncio.Semaphore:
         """At most `per_endpoint` POSTs to one origin at a time: one slow endpoint cannot take every
@@ -382,6 +398,7 @@ async def start(
     lease_seconds: float = 60.0,
     idle_seconds: float = 1.0,
     batch_size: int = 32,
+    per_endpoint: int = 8,
 ) -> Dispatcher:
     """Start delivering; the handle's `stop()` ends it. The queue is opened on the app's engine (and
     closed by `stop()`); without a `client`, one is made from the settings (`webhook_allow_private`)
@@ -395,6 +412,7 @@ async def start(
         lease_seconds=lease_seconds,
         idle_seconds=idle_seconds,
         batch_size=batch_size,
+        per_endpoint=per_endpoint,
         own_client=client is None,
     )
     dispatcher.begin()

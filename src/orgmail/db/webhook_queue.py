@@ -47,6 +47,7 @@ class ClaimedJob:
     url: str | None  # None: the webhook is gone
     enabled: bool
     secret_encrypted: bytes
+    leased_until: datetime | None = None  # when the claim's lease runs out and another may claim it
 
     @property
     def key(self) -> Key:
@@ -175,7 +176,7 @@ WHERE j.event_id = x.e AND j.webhook_id = x.w AND j.attempts = x.a
 _PG_DROP = "DELETE FROM webhook_jobs WHERE event_id = $1 AND webhook_id = $2"
 
 
-def _claimed(row: Mapping[str, Any]) -> ClaimedJob:
+def _claimed(row: Mapping[str, Any], leased_until: datetime) -> ClaimedJob:
     return ClaimedJob(
         event_id=row["event_id"],
         webhook_id=row["webhook_id"],
@@ -187,6 +188,7 @@ def _claimed(row: Mapping[str, Any]) -> ClaimedJob:
         url=row["url"],
         enabled=bool(row["enabled"]),
         secret_encrypted=row["secret_encrypted"] or b"",
+        leased_until=leased_until,
     )
 
 
@@ -206,7 +208,7 @@ class PostgresWebhookQueue:
         return cls(await connect_pool(dsn, name="orgmail webhooks", max_size=4, command_timeout=30.0))
 
     async def claim(self, *, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedJob]:
-        return [_claimed(row) for row in await self._pool.fetch(_PG_CLAIM, now, lease_until, limit)]
+        return [_claimed(row, lease_until) for row in await self._pool.fetch(_PG_CLAIM, now, lease_until, limit)]
 
     async def body_sources(self, *, event_ids: set[str], suppression_ids: set[str]) -> BodySources:
         sources = BodySources()
@@ -322,7 +324,7 @@ class SqlAlchemyWebhookQueue:
             values = {**row._mapping, "url": None, "enabled": False, "secret_encrypted": b""}
             if webhook is not None:
                 values.update(webhook._mapping)
-            jobs.append(_claimed(values))
+            jobs.append(_claimed(values, lease_until))
         return sorted(jobs, key=lambda job: job.created_at)
 
     async def body_sources(self, *, event_ids: set[str], suppression_ids: set[str]) -> BodySources:
