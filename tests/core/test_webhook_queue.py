@@ -3,10 +3,12 @@ what a record does to jobs and the delivery log, and what bodies are made of."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from orgmail.core import orgs, webhooks
 from orgmail.core.suppressions import add_suppression
 from orgmail.db.sendlog import EventRow, write_events
-from orgmail.db.session import create_engine, create_session_factory
+from orgmail.db.session import asyncpg_dsn, create_engine, create_session_factory
 from orgmail.db.tables import WebhookDelivery, WebhookJob, utcnow
 from orgmail.db.webhook_queue import ClaimedJob, EndedAttempt, WebhookQueue, open_webhook_queue
 from orgmail.ids import new_id
@@ -146,6 +148,28 @@ async def test_the_attempts_of_a_deleted_webhook_are_not_logged(setup):
         await webhooks.delete_webhook(session, org_id=setup.org_id, webhook_id=setup.webhook_id)
     await setup.queue.record([_ended(job)])  # no foreign key error: the attempt is simply not logged
     assert await setup.deliveries() == []
+
+
+async def test_an_attempt_recorded_while_its_webhook_is_being_deleted_is_not_logged_and_not_an_error(setup):
+    """PostgreSQL: the record's snapshot still sees the webhook, its foreign key check no longer does;
+    the statement is run again, and the new snapshot leaves the attempt out."""
+    if setup.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: the record cannot run while a deletion is under way")
+    await setup.test_event()
+    [job] = await setup.claim()
+    deleting = await asyncpg.connect(asyncpg_dsn(setup.engine))
+    try:
+        transaction = deleting.transaction()
+        await transaction.start()
+        await deleting.execute("DELETE FROM webhooks WHERE id = $1", setup.webhook_id)  # not committed yet
+        recording = asyncio.create_task(setup.queue.record([_ended(job)]))
+        await asyncio.sleep(0.5)
+        assert not recording.done()  # waiting for the deleting transaction's row locks
+        await transaction.commit()
+        await asyncio.wait_for(recording, timeout=10)  # no ForeignKeyViolationError
+    finally:
+        await deleting.close()
+    assert await setup.deliveries() == [] and await setup.jobs() == []
 
 
 async def test_body_sources_are_the_event_its_message_and_the_suppression(setup):
