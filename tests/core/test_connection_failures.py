@@ -1,6 +1,6 @@
 """What counts as the database being unreachable (an outage: 503 now, a retry later) and what is a
 refused statement, on real connection attempts: a host name that does not resolve is an outage, as a
-refused port is; a statement the server rejects is not. And how the asyncpg pools connect."""
+refused port is; a statement the server rejects is not."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from orgmail.db.session import asyncpg_dsn, connect_pool, create_engine, is_connection_failure
+from orgmail.db.session import create_engine, is_connection_failure
 from tests.processes import free_port
 
 
@@ -70,16 +70,3 @@ async def test_a_statement_the_database_refuses_is_not_an_outage(database_url):
     finally:
         await engine.dispose()
     assert not is_connection_failure(failure), repr(failure)
-
-
-async def test_a_pool_can_commit_without_waiting_for_the_disk(database_url):
-    """The webhook queue's pool does (a lost claim or record means one more attempt); the default waits."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("a PostgreSQL setting: SQLite has no server, and the webhook queue no pool there")
-    dsn = asyncpg_dsn(create_engine(database_url))
-    for synchronous, expected in ((True, "on"), (False, "off")):
-        pool = await connect_pool(dsn, name="orgmail test", max_size=1, synchronous_commit=synchronous)
-        try:
-            assert await pool.fetchval("SHOW synchronous_commit") == expected
-        finally:
-            await pool.close()

@@ -151,23 +151,14 @@ async def _nothing_to_reset(_connection) -> None:
 
 
 async def connect_pool(
-    dsn: str,
-    *,
-    name: str,
-    max_size: int,
-    connect_timeout: float = 5.0,
-    command_timeout: float | None = None,
-    synchronous_commit: bool = True,
+    dsn: str, *, name: str, max_size: int, connect_timeout: float = 5.0, command_timeout: float | None = None
 ) -> asyncpg.Pool:
     """A pool that opens its connections when first needed: the service starts, and answers 503,
     while the database is down. Its connections are named `name` (`application_name`), so
-    `pg_stat_activity` tells whose they are; `command_timeout` bounds each statement (TimeoutError);
-    `synchronous_commit=False`: their commits do not wait for the WAL to reach the disk (a server
-    crash can lose the last fraction of a second of them, never leave them half done)."""
-    settings = {"application_name": name} | ({} if synchronous_commit else {"synchronous_commit": "off"})
+    `pg_stat_activity` tells whose they are; `command_timeout` bounds each statement (TimeoutError)."""
     pool = asyncpg.create_pool(
         dsn,
-        server_settings=settings,
+        server_settings={"application_name": name},
         command_timeout=command_timeout,
         min_size=0,
         max_size=max_size,

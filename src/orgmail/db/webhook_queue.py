@@ -204,14 +204,8 @@ class PostgresWebhookQueue:
     @classmethod
     async def connect(cls, dsn: str) -> PostgresWebhookQueue:
         # A statement that hangs (a silent network partition) is an outage the dispatcher waits out,
-        # not a claim loop stuck for good. Commits need not wait for the disk: a claim or a record that
-        # a server crash loses only means the attempt is made again (delivery is at least once), and
-        # their fsyncs were queueing with the send log's, whose commits a send's answer waits for
-        # (pg_stat_activity during bench/send.py --feedback: both pools waiting on WALSync).
-        pool = await connect_pool(
-            dsn, name="orgmail webhooks", max_size=4, command_timeout=30.0, synchronous_commit=False
-        )
-        return cls(pool)
+        # not a claim loop stuck for good.
+        return cls(await connect_pool(dsn, name="orgmail webhooks", max_size=4, command_timeout=30.0))
 
     async def claim(self, *, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedJob]:
         return [_claimed(row, lease_until) for row in await self._pool.fetch(_PG_CLAIM, now, lease_until, limit)]
