@@ -180,7 +180,6 @@ async def run_through_send_log(kind: str, *, variant: str, events: int, verify_e
         if dispatcher is not None:
             await dispatcher.stop()
         await log.close()
-        await engine.dispose()
         return {
             "db": kind,
             "variant": variant.replace(" ", "_"),

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -119,6 +120,12 @@ class Resources:
     vault: KeyVault
 
 
+@functools.lru_cache(maxsize=4096)
+def _origin(url: str) -> str:
+    """`scheme://host:port` of a webhook URL, worked out once per URL (urlsplit costs more than a signature)."""
+    return urlsplit(url)._replace(path="", query="", fragment="").geturl()
+
+
 def _timestamp(moment: datetime) -> str:
     """ISO 8601 UTC as the API writes it (Pydantic): `2026-12-01T10:00:00.123456Z`."""
     return moment.isoformat().replace("+00:00", "Z")
@@ -158,7 +165,6 @@ class Dispatcher:
         self._pause = 0.0
         self._secrets: dict[str, tuple[bytes, str]] = {}  # webhook id -> (encrypted, decrypted)
         self._endpoints: dict[str, asyncio.Semaphore] = {}  # origin -> its POST slots
-        self._slots_by_url: dict[str, asyncio.Semaphore] = {}  # webhook URL -> its origin's slots
         # Attempts end one by one: each group of them waits 20 ms for company, so a busy queue is
         # recorded in a few statements (and commits) a second, not one per attempt or two. Two
         # attempts of one job (a lease ran out) are never in one group: a statement changes a job once.
@@ -294,20 +300,15 @@ class Dispatcher:
         """Whether the job's lease outlasts a POST begun now: one that ran out mid-POST would let
         another claim send the event again (and a body made again), so such a job is given back
         unsent instead (a claim of many jobs for one slow endpoint waits long for its slots)."""
-        if job.leased_until is None:
-            return True
         return utcnow() + timedelta(seconds=self.client.timeout_seconds + 1.0) < job.leased_until
 
     def _endpoint_slots(self, url: str) -> asyncio.Semaphore:
         """At most `per_endpoint` POSTs to one origin at a time: one slow endpoint cannot take every
         slot, none is flooded, and the client's pool keeps a few connections per host, not dozens."""
-        slots = self._slots_by_url.get(url)
-        if slots is None:  # the URL's origin, once per URL (urlsplit and _replace cost more than the POST's signature)
-            origin = urlsplit(url)._replace(path="", query="", fragment="").geturl()
-            slots = self._endpoints.get(origin)
-            if slots is None:
-                slots = self._endpoints[origin] = asyncio.Semaphore(self.per_endpoint)
-            self._slots_by_url[url] = slots
+        origin = _origin(url)
+        slots = self._endpoints.get(origin)
+        if slots is None:
+            slots = self._endpoints[origin] = asyncio.Semaphore(self.per_endpoint)
         return slots
 
     def _secret(self, job: ClaimedJob) -> str | None:

@@ -47,7 +47,7 @@ class ClaimedJob:
     url: str | None  # None: the webhook is gone
     enabled: bool
     secret_encrypted: bytes
-    leased_until: datetime | None = None  # when the claim's lease runs out and another may claim it
+    leased_until: datetime  # when the claim's lease runs out and another may claim it
 
     @property
     def key(self) -> Key:

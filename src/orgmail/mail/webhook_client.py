@@ -19,7 +19,6 @@ Results are values: a refused address, a timeout, a 500 or a redirect is a `Deli
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import socket
 import time
@@ -207,18 +206,12 @@ class _GuardedResolver(AbstractResolver):
         return None
 
 
-@functools.lru_cache(maxsize=1024)
-def _signer(secret: str) -> Webhook:
-    """One signer per secret (it decodes the secret once), as the dispatcher keeps one decrypted secret per webhook."""
-    return Webhook(secret)
-
-
 def signature_headers(*, secret: str, event_id: str, timestamp: datetime, body: str) -> dict[str, str]:
     """The Standard Webhooks headers: `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` under the secret."""
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": _signer(secret).sign(event_id, timestamp, body),
+        "webhook-signature": Webhook(secret).sign(event_id, timestamp, body),
     }
 
 
