@@ -64,6 +64,7 @@ from pathlib import Path
 
 import feedback  # bench/feedback.py, beside this file: the webhook receiver and the queue monitor
 import httpx
+from history import write_history  # bench/history.py: the messages the org sent before the run
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get("ORGMAIL_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -237,8 +238,9 @@ async def drop_database(name: str | None) -> None:
         await connection.close()
 
 
-async def provision(env: dict[str, str]) -> tuple[str, str]:
-    """An org, an API key and a verified domain with DKIM keys, through the core functions."""
+async def provision(env: dict[str, str], *, history: int = 0) -> tuple[str, str]:
+    """An org, an API key and a verified domain with DKIM keys, through the core functions, and
+    `history` messages it sent before (bench/history.py: why)."""
     from orgmail.config import load_settings
     from orgmail.core import domains, orgs
     from orgmail.db.session import create_engine, create_session_factory, upgrade_database
@@ -257,6 +259,7 @@ async def provision(env: dict[str, str]) -> tuple[str, str]:
             await domains.mark_verified(session, org_id=org.id, domain_id=domain.id)
     finally:
         await engine.dispose()
+    await write_history(settings.database_url, org_id=org.id, domain="bench.example", count=history)
     return key, "bench.example"
 
 
@@ -588,7 +591,7 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
         env |= {"ORGMAIL_WEBHOOK_DELIVERY": "0"}
     server = receiver = monitor = queue = deliverer = None
     try:
-        key, domain = await provision(env)
+        key, domain = await provision(env, history=args.history)
         server = await start_service(env, port=http_port, workers=args.workers, log=data_dir / "server.log")
         if apart:
             with (data_dir / "deliverer.log").open("wb") as deliverer_log:
@@ -786,6 +789,12 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="sends/s offered in the latency run")
     parser.add_argument("--seconds", type=float, default=10, help="length of the latency run")
     parser.add_argument("--pool", type=int, default=4, help="SMTP connections per worker")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=50_000,
+        help="messages (with their events) the org sent before the run, then ANALYZE (bench/history.py)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the data folder and the server log")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(

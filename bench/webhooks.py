@@ -123,11 +123,11 @@ class _Bench:
     database: str | None  # PostgreSQL's, dropped by `close`
 
     @classmethod
-    async def set_up(cls, kind: str) -> _Bench:
+    async def set_up(cls, kind: str, history: int) -> _Bench:
         data_dir = Path(tempfile.mkdtemp(prefix="orgmail-bench-webhooks-"))
         url, database = await send.create_database(kind, data_dir)
         env = {"ORGMAIL_DATA_DIR": str(data_dir), "ORGMAIL_DATABASE_URL": url, "ORGMAIL_SECRET_KEY": "bench-secret"}
-        _key, domain = await send.provision(env)
+        _key, domain = await send.provision(env, history=history)
         settings = load_settings(env, webhook_allow_private=True)
         engine = create_engine(settings.database_url)
         async with create_session_factory(engine)() as session:
@@ -151,9 +151,9 @@ class _Bench:
         return created.secret
 
 
-async def run_through_send_log(kind: str, *, variant: str, events: int, verify_every: int) -> dict:
+async def run_through_send_log(kind: str, *, variant: str, events: int, verify_every: int, history: int) -> dict:
     """One variant of `--through-send-log`: "writes only" or "delivered"."""
-    bench = await _Bench.set_up(kind)
+    bench = await _Bench.set_up(kind, history)
     settings, engine, vault, org_id, domain = bench.settings, bench.engine, bench.vault, bench.org_id, bench.domain
     receiver = None
     try:
@@ -209,8 +209,8 @@ async def _depth(settings) -> int:
         await engine.dispose()
 
 
-async def run_one(kind: str, *, events: int, verify_every: int, profile: int) -> dict:
-    bench = await _Bench.set_up(kind)
+async def run_one(kind: str, *, events: int, verify_every: int, profile: int, history: int) -> dict:
+    bench = await _Bench.set_up(kind, history)
     settings, engine, vault, org_id, domain = bench.settings, bench.engine, bench.vault, bench.org_id, bench.domain
     receiver = None
     try:
@@ -285,6 +285,9 @@ async def main() -> None:
         "--through-send-log", action="store_true", help="what a delivery costs beside its send's outcome (above)"
     )
     parser.add_argument("--rounds", type=int, default=2, help="with --through-send-log: rounds of the two")
+    parser.add_argument(
+        "--history", type=int, default=50_000, help="messages the org sent before the run (bench/history.py)"
+    )
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, load: {os.getloadavg()[0]:.2f}", flush=True)
     if args.through_send_log:
@@ -296,11 +299,14 @@ async def main() -> None:
                     variant=variant,
                     events=args.events,
                     verify_every=args.verify_every,
+                    history=args.history,
                 )
                 print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
         return
     for kind in ("postgresql", "sqlite") if args.db == "both" else (args.db,):
-        result = await run_one(kind, events=args.events, verify_every=args.verify_every, profile=args.profile)
+        result = await run_one(
+            kind, events=args.events, verify_every=args.verify_every, profile=args.profile, history=args.history
+        )
         profile = result.pop("profile", None)
         print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
         if profile:
