@@ -19,12 +19,13 @@ _last_random = 0
 PREFIXES = {"org", "mbx", "msg", "sup", "dom", "key", "mem", "evt", "rpt", "whk", "whd"}
 
 
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]  # every 10-bit value as its two characters
+
+
 def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, rem = divmod(value, 32)
-        chars.append(_ALPHABET[rem])
-    return "".join(reversed(chars))
+    """`value` as `length` (even) Crockford base32 characters, two at a time: an id is made with every
+    send and every webhook delivery, and one character per step cost several microseconds."""
+    return "".join(_PAIRS[(value >> shift) & 0x3FF] for shift in range(5 * length - 10, -1, -10))
 
 
 def new_id(prefix: str) -> str:

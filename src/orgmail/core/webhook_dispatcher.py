@@ -42,7 +42,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -57,7 +57,7 @@ from orgmail.db.tables import utcnow
 from orgmail.db.webhook_queue import BodySources, ClaimedJob, EndedAttempt, Key, WebhookQueue, open_webhook_queue
 from orgmail.ids import new_id
 from orgmail.mail.dkim import KeyVault
-from orgmail.mail.webhook_client import DeliveryResult, WebhookClient
+from orgmail.mail.webhook_client import DeliveryResult, Signer, WebhookClient, signer_for
 
 log = logging.getLogger("orgmail.webhooks")
 
@@ -131,6 +131,11 @@ def _timestamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def _body(job: ClaimedJob, data: str) -> str:
+    """`{"type", "createdAt", "data"}`, compact, around the JSON of `data` (EventData's)."""
+    return f'{{"type":{json.dumps(job.event_type)},"createdAt":"{_timestamp(job.created_at)}","data":{data}}}'
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -163,7 +168,7 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._outage_since: datetime | None = None
         self._pause = 0.0
-        self._secrets: dict[str, tuple[bytes, str]] = {}  # webhook id -> (encrypted, decrypted)
+        self._signers: dict[str, tuple[bytes, Signer]] = {}  # webhook id -> (encrypted secret, its signer)
         self._endpoints: dict[str, asyncio.Semaphore] = {}  # origin -> its POST slots
         # Attempts end one by one: each group of them waits 20 ms for company, so a busy queue is
         # recorded in a few statements (and commits) a second, not one per attempt or two. Two
@@ -275,14 +280,14 @@ class Dispatcher:
                 await self._recorder.submit(Attempted(job, DeliveryResult(None, 0, str(body)), give_up=True))
                 return
             to_keep = body if job.payload is None else None
-            secret = self._secret(job)
-            if secret is None:
+            signer = self._signer(job)
+            if signer is None:
                 error = "the webhook's secret cannot be decrypted (has the service's secret key changed?)"
                 await self._recorder.submit(Attempted(job, DeliveryResult(None, 0, error), body_to_keep=to_keep))
                 return
             async with self._endpoint_slots(job.url):
                 result = (
-                    await self.client.post(job.url, secret=secret, event_id=job.event_id, body=body)
+                    await self.client.post(job.url, signer=signer, event_id=job.event_id, body=body)
                     if self._lease_lasts(job)
                     else None
                 )
@@ -311,17 +316,17 @@ class Dispatcher:
             slots = self._endpoints[origin] = asyncio.Semaphore(self.per_endpoint)
         return slots
 
-    def _secret(self, job: ClaimedJob) -> str | None:
-        """The webhook's signing secret, decrypted once per webhook (and again if it changes)."""
-        cached = self._secrets.get(job.webhook_id)
+    def _signer(self, job: ClaimedJob) -> Signer | None:
+        """What signs for the webhook's secret, decrypted once per webhook (and again if it changes)."""
+        cached = self._signers.get(job.webhook_id)
         if cached is not None and cached[0] == job.secret_encrypted:
             return cached[1]
         try:
-            secret = self.vault.decrypt(job.secret_encrypted).decode()
+            made = signer_for(self.vault.decrypt(job.secret_encrypted).decode())
         except Exception:  # Fernet's InvalidToken: encrypted under another secret key
             return None
-        self._secrets[job.webhook_id] = (job.secret_encrypted, secret)
-        return secret
+        self._signers[job.webhook_id] = (job.secret_encrypted, made)
+        return made
 
     async def _make_bodies(self, jobs: list[ClaimedJob]) -> dict[Key, Body]:
         sources = await self.queue.body_sources(
@@ -337,12 +342,11 @@ class Dispatcher:
             except _Undeliverable as exc:
                 bodies[job.key] = exc
                 continue
-            body = {"type": job.event_type, "createdAt": _timestamp(job.created_at), "data": data}
-            bodies[job.key] = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+            bodies[job.key] = _body(job, data)
         return bodies
 
-    def _data(self, job: ClaimedJob, sources: BodySources) -> dict[str, Any]:
-        """The `data` of the job's event, from what the batch read (each checked to be the job's org's)."""
+    def _data(self, job: ClaimedJob, sources: BodySources) -> str:
+        """The `data` of the job's event as JSON, from what the batch read (each checked to be the job's org's)."""
         if job.event_type.startswith("message."):
             event = sources.events.get(job.event_id)
             if event is None or event["org_id"] != job.org_id:

@@ -110,18 +110,18 @@ class SuppressionView:
 
 
 class EventData(Protocol):
-    """The `data` of each event's body, in the API's own shapes (the API layer provides it, so a
-    webhook's MailMessage is the one `messages/get` answers, not a copy that could drift)."""
+    """The `data` of each event's body as JSON text, in the API's own shapes (the API layer provides
+    it, so a webhook's MailMessage is the one `messages/get` answers, not a copy that could drift)."""
 
-    def message_event(self, event: MessageEventView, message: MessageView) -> dict[str, Any]:
+    def message_event(self, event: MessageEventView, message: MessageView) -> str:
         """`{event: MessageEvent, message: MailMessage}`"""
         ...
 
-    def suppression_created(self, suppression: SuppressionView) -> dict[str, Any]:
+    def suppression_created(self, suppression: SuppressionView) -> str:
         """`{suppression: MailSuppression}`"""
         ...
 
-    def webhook_test(self, webhook_id: str) -> dict[str, Any]:
+    def webhook_test(self, webhook_id: str) -> str:
         """`{webhookId}`"""
         ...
 

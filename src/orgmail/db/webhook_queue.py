@@ -129,7 +129,11 @@ def _delivery_values(attempt: EndedAttempt) -> dict[str, Any]:
 
 
 def _message(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: json.loads(value) if name in JSON_COLUMNS else value for name, value in row.items()}
+    """A messages row with its JSON columns (text on asyncpg) decoded."""
+    message = dict(row)
+    for name in JSON_COLUMNS:
+        message[name] = json.loads(message[name])
+    return message
 
 
 # --- PostgreSQL: asyncpg, one statement each -----------------------------------------------------

@@ -19,6 +19,7 @@ Results are values: a refused address, a timeout, a 500 or a redirect is a `Deli
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -118,8 +119,10 @@ def _refusal_among(host: str, addresses: Iterable[IpAddress]) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _parsed(url: str) -> URL | None:
-    """The URL as aiohttp will use it, or None if it cannot be (IDNA included: yarl encodes it)."""
+    """The URL as aiohttp will use it, or None if it cannot be (IDNA included: yarl encodes it);
+    worked out once per URL, since every POST checks it again."""
     try:
         parsed = URL(url)  # encodes the host (IDNA)
         _ = parsed.host  # and decodes it: a label that is not valid punycode ("xn--zz") fails here
@@ -206,12 +209,21 @@ class _GuardedResolver(AbstractResolver):
         return None
 
 
-def signature_headers(*, secret: str, event_id: str, timestamp: datetime, body: str) -> dict[str, str]:
+Signer = Webhook  # standardwebhooks' signer for one secret
+
+
+def signer_for(secret: str) -> Signer:
+    """What signs for one secret (`whsec_…`): make it once per secret and keep it, since decoding
+    the secret costs about as much as a signature."""
+    return Webhook(secret)
+
+
+def signature_headers(*, signer: Signer, event_id: str, timestamp: datetime, body: str) -> dict[str, str]:
     """The Standard Webhooks headers: `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` under the secret."""
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": Webhook(secret).sign(event_id, timestamp, body),
+        "webhook-signature": signer.sign(event_id, timestamp, body),
     }
 
 
@@ -246,10 +258,11 @@ class WebhookClient:
         return self._session
 
     async def post(
-        self, url: str, *, secret: str, event_id: str, body: str, timestamp: datetime | None = None
+        self, url: str, *, signer: Signer, event_id: str, body: str, timestamp: datetime | None = None
     ) -> DeliveryResult:
+        """POST `body` to `url`, signed by `signer` (see `signer_for`)."""
         headers = signature_headers(
-            secret=secret, event_id=event_id, timestamp=timestamp or datetime.now(UTC), body=body
+            signer=signer, event_id=event_id, timestamp=timestamp or datetime.now(UTC), body=body
         )
         started = time.perf_counter()
 
@@ -258,7 +271,8 @@ class WebhookClient:
 
         if (problem := url_problem(url)) is not None:  # checked at create; a row edited since is not sent
             return result(None, f"refused: {problem}")
-        parsed = URL(url)
+        parsed = _parsed(url)
+        assert parsed is not None  # url_problem said so
         if (reason := _literal_refusal(parsed.raw_host or "", allow_private=self.allow_private)) is not None:
             return result(None, f"refused: {reason}")
         try:
