@@ -269,10 +269,10 @@ class WebhookClient:
         def result(status_code: int | None, error: str | None) -> DeliveryResult:
             return DeliveryResult(status_code, round((time.perf_counter() - started) * 1000), error)
 
-        if (problem := url_problem(url)) is not None:  # checked at create; a row edited since is not sent
+        problem = url_problem(url)  # checked at create; a row edited since is not sent
+        parsed = _parsed(url)  # None only with a problem
+        if problem is not None or parsed is None:
             return result(None, f"refused: {problem}")
-        parsed = _parsed(url)
-        assert parsed is not None  # url_problem said so
         if (reason := _literal_refusal(parsed.raw_host or "", allow_private=self.allow_private)) is not None:
             return result(None, f"refused: {reason}")
         try:
