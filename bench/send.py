@@ -37,9 +37,11 @@ depth of `webhook_jobs` (sampled every second on the bench's own connection), th
 With feedback, the measured flat-out run starts once the warm-up's deliveries are done, and the
 backlog it leaves is delivered before the fixed-rate run (both timed). `--compare-feedback` runs both
 configurations back to back on fresh databases (`--rounds N`: N pairs, the order alternating) and
-compares their flat-out sends/s. `--deliver-apart NICE` runs the service with ORGMAIL_WEBHOOK_DELIVERY=0
-and `orgmail webhook deliver` beside it at that CPU priority (`nice`: 0 the same as the service, 19 the
-least), its CPU counted on its own line.
+compares their flat-out sends/s. The deliveries are made by `serve`'s own delivery process (at
+ORGMAIL_WEBHOOK_NICE), its CPU on a line of its own; `--deliver-apart NICE` instead runs the service
+with ORGMAIL_WEBHOOK_DELIVERY=0 and `orgmail webhook deliver` beside it, started by the bench, at that
+CPU priority (`nice`: 0 the same as the service, 19 the least). Each run also prints the share of the
+machine's time the hypervisor gave to other guests (stolen), one source of this VM's spread.
 """
 
 from __future__ import annotations
@@ -276,6 +278,13 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def peak_rss_mb(pid: int) -> float:
     """Sum of the peak resident memory (VmHWM) of the server and its workers."""
     total = 0
@@ -323,12 +332,14 @@ def cpu_used_between(before: dict[int, float], after: dict[int, float]) -> float
     return sum(used - before.get(pid, 0.0) for pid, used in after.items())
 
 
-def machine_busy_seconds() -> tuple[float, float]:
-    """(busy, idle) CPU seconds of the whole machine since boot, all cores (/proc/stat)."""
+def machine_busy_seconds() -> tuple[float, float, float]:
+    """(busy, idle, stolen) CPU seconds of the whole machine since boot, all cores (/proc/stat).
+    Busy includes stolen: time the hypervisor gave this VM's vCPUs to another guest, which a
+    virtual machine's figures lose without anything here having used it."""
     ticks = os.sysconf("SC_CLK_TCK")
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / ticks, idle / ticks
+    return (sum(values[:8]) - idle) / ticks, idle / ticks, values[7] / ticks
 
 
 # --- load -----------------------------------------------------------------------------------------
@@ -614,8 +625,11 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
             monitor.phase = "drain after warm-up"
             phases["drain_after_warm_up"] = await monitor.drain(args.drain_timeout)
             monitor.phase = "flat out"
-        service_pids = process_tree(server.pid)
-        side_pids = [sink.pid] + [p.pid for p in (receiver, deliverer) if p is not None]
+        # serve's webhook delivery process (a child at a lower priority) is counted on a line of its own
+        service_pids, delivery_pids = [], []
+        for pid in process_tree(server.pid):
+            (delivery_pids if "webhook deliver" in command_line(pid) else service_pids).append(pid)
+        side_pids = [sink.pid] + [p.pid for p in (receiver, deliverer) if p is not None] + delivery_pids
         before = (
             cpu_seconds(service_pids),
             cpu_by_pid(side_pids),
@@ -635,18 +649,22 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
         throughput["relay_received"] = delivered.value - sunk_before
         sends = max(1, throughput["sends"])
         per_send = lambda seconds: round(seconds * 1000 / sends, 2)  # noqa: E731
-        busy, idle = after[3][0] - before[3][0], after[3][1] - before[3][1]
+        busy, idle, stolen = (a - b for a, b in zip(after[3], before[3], strict=True))
         side = {pid: after[1].get(pid, 0.0) - before[1].get(pid, 0.0) for pid in side_pids}
         throughput["cpu_ms_per_send"] = {
             "service": per_send(after[0] - before[0]),
             "smtp_sink": per_send(side[sink.pid]),
             **({"webhook_receiver": per_send(side[receiver.pid])} if receiver is not None else {}),
             **({"webhook_deliverer": per_send(side[deliverer.pid])} if deliverer is not None else {}),
+            **(
+                {"serve's webhook delivery": per_send(sum(side[pid] for pid in delivery_pids))} if delivery_pids else {}
+            ),
             **({"postgresql": per_send(cpu_used_between(before[2], after[2]))} if kind == "postgresql" else {}),
             "load_generator (wrk)": per_send(throughput.pop("load_generator_cpu_s")),
             "whole machine": per_send(busy),
         }
         throughput["machine_idle_percent"] = round(100 * idle / max(busy + idle, 1e-9), 1)
+        throughput["machine_stolen_percent"] = round(100 * stolen / max(busy + idle, 1e-9), 1)
         if with_feedback:
             hooks = received.value - hooks_before
             lag = (await receiver_stats(hook_port, wall_before, time.time()))["window"]

@@ -37,8 +37,9 @@ def orgmail(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 class OrgmailServer:
     """`orgmail serve` on a free port, its stderr in a file (a log the test can read as it grows)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, *, options: tuple[str, ...] = ()):
         self.port = free_port()
+        self.options = options  # more of `serve`'s options, e.g. ("--workers", "2")
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env}
         self.log_path = log_path
@@ -47,7 +48,7 @@ class OrgmailServer:
     async def start(self, *, timeout: float = 30) -> OrgmailServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "orgmail"), "serve", "--port", str(self.port)],
+                [str(BIN / "orgmail"), "serve", "--port", str(self.port), *self.options],
                 env=self.env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

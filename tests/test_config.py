@@ -117,12 +117,14 @@ NUMBERS = [
     ("ORGMAIL_RATE_LIMIT_BURST", "0", "a whole number of at least 1 (default 2000)"),
     ("ORGMAIL_MAILBOX_RETENTION", "-1", "a number of at least 0 (default 7)"),
     ("ORGMAIL_PURGE_INTERVAL", "0", "a number above 0 (default 3600)"),
+    ("ORGMAIL_WEBHOOK_NICE", "-1", "a whole number from 0 to 19 (default 19)"),
+    ("ORGMAIL_WEBHOOK_NICE", "20", "a whole number from 0 to 19 (default 19)"),
 ]
 
 
-@pytest.mark.parametrize("variable, too_small, accepted", NUMBERS)
-def test_a_number_that_does_not_parse_or_is_out_of_range_is_named(env, variable, too_small, accepted):
-    for value in ("abc", "1e", too_small):
+@pytest.mark.parametrize("variable, out_of_range, accepted", NUMBERS)
+def test_a_number_that_does_not_parse_or_is_out_of_range_is_named(env, variable, out_of_range, accepted):
+    for value in ("abc", "1e", out_of_range):
         [problem] = _problems(env, **{variable: value})
         assert problem.startswith(f"{variable}={value!r}: ") and problem.endswith(f"; expected {accepted}")
 

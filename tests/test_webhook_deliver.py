@@ -1,6 +1,6 @@
 """Webhook delivery in a process of its own: `orgmail webhook deliver` (the real binary, a real signal)
-delivers the shared queue, and `orgmail serve` with ORGMAIL_WEBHOOK_DELIVERY=0 queues events but
-leaves their delivery to it."""
+delivers the shared queue; `orgmail serve` runs one beside its workers, niced, started again if it
+dies and gone with `serve`; with ORGMAIL_WEBHOOK_DELIVERY=0 it queues events but delivers none."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -19,7 +20,7 @@ from orgmail.db.session import create_engine, create_session_factory
 from orgmail.db.tables import WebhookDelivery, WebhookJob
 from orgmail.mail.dkim import KeyVault
 from tests.fresh_database import fresh_database
-from tests.processes import BIN
+from tests.processes import BIN, OrgmailServer, wait_for
 from tests.webhook_receiver import WebhookReceiver
 
 
@@ -95,3 +96,92 @@ async def test_serve_with_delivery_off_queues_events_and_delivers_none(settings,
             await asyncio.sleep(1.5)  # longer than a dispatcher's idle poll
         [job] = await _rows(url, WebhookJob, webhook_id)
         assert job.attempts == 0 and receiver.posts_to("/left") == []
+
+
+def _children(parent: int) -> dict[int, str]:
+    """The live child processes of `parent`: pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split() if entry.name.isdigit() else []
+            if fields and fields[0] != "Z" and int(fields[1]) == parent:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # it ended while we looked
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def _delivery_process(server: OrgmailServer, *, other_than: int | None = None) -> int:
+    assert server.process is not None
+    found: list[int] = []
+
+    def started() -> bool:
+        found[:] = [pid for pid, command in _children(server.process.pid).items() if "webhook deliver" in command]
+        return len(found) == 1 and found[0] != other_than
+
+    await wait_for(started, timeout=20, what="serve's webhook delivery process")
+    return found[0]
+
+
+async def _niced(pid: int, *, by: int, below: int) -> None:
+    """The process lowers its priority as it starts (`webhook deliver --nice`): by `by`, below `below`'s."""
+
+    def lowered() -> bool:
+        return os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, below) == by
+
+    await wait_for(lowered, timeout=20, what=f"process {pid} to run {by} below its parent")
+
+
+def _served_env(url: str, tmp_path) -> dict[str, str]:
+    return {
+        "ORGMAIL_DATABASE_URL": url,
+        "ORGMAIL_DATA_DIR": str(tmp_path),
+        "ORGMAIL_SECRET_KEY": "served-delivery-secret",
+        "ORGMAIL_WEBHOOK_ALLOW_PRIVATE": "1",
+    }
+
+
+async def test_serve_delivers_from_one_process_beside_its_workers_at_a_lower_priority(database_url, tmp_path, receiver):
+    async with fresh_database(database_url, tmp_path, "served") as url:
+        env = _served_env(url, tmp_path)
+        server = OrgmailServer(env, tmp_path / "serve.log", options=("--workers", "2"))
+        try:
+            await server.start()
+            assert server.process is not None
+            delivery = await _delivery_process(server)
+            await _niced(delivery, by=19, below=server.process.pid)  # ORGMAIL_WEBHOOK_NICE's default
+            workers = [pid for pid, command in _children(server.process.pid).items() if "spawn_main" in command]
+            assert len(workers) == 2
+            for worker in workers:  # the workers leave delivery to that process
+                assert b"ORGMAIL_WEBHOOK_DELIVERY=0" in Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+            _webhook_id, event_id = await _queued_test_event(url, load_settings(env).secret_key, receiver, "/served")
+            [post] = await receiver.wait_for("/served", 1, timeout=30)
+            assert post.verified and post.headers["webhook-id"] == event_id
+        finally:
+            server.stop()
+
+
+async def test_serve_starts_its_delivery_process_again_and_takes_it_along_when_it_goes(tmp_path):
+    env = {**_served_env(f"sqlite+aiosqlite:///{tmp_path / 'orgmail.db'}", tmp_path), "ORGMAIL_WEBHOOK_NICE": "5"}
+    server = OrgmailServer(env, tmp_path / "serve.log")
+    try:
+        await server.start()
+        assert server.process is not None
+        first = await _delivery_process(server)
+        os.kill(first, signal.SIGKILL)
+        second = await _delivery_process(server, other_than=first)  # after a second's pause
+        await _niced(second, by=5, below=server.process.pid)
+        assert "webhook delivery process exited (status -9); starting it again in 1 s" in server.log()
+
+        server.process.kill()  # no chance to stop it: the process sees its parent gone
+        await wait_for(lambda: not _alive(second), timeout=15, what="the delivery process to stop")
+        assert server.log().splitlines().count("stopped") == 1  # it stopped as on SIGTERM, not killed
+    finally:
+        server.stop()

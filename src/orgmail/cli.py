@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,13 +117,29 @@ def serve(
         int, typer.Option(help="Seconds an idle HTTP connection stays open; keep it above your clients' and proxy's.")
     ] = 75,
 ) -> None:
-    """Migrate the database, then serve the API (SIGTERM: stop accepting, finish in-flight sends)."""
-    import uvicorn
+    """Migrate the database, then serve the API (SIGTERM: stop accepting, finish in-flight sends), with
+    webhook delivery in a process of its own beside the workers (ORGMAIL_WEBHOOK_NICE)."""
+    from orgmail.delivery_process import DeliveryProcess
 
     settings = _migrated_settings()
     typer.echo(
         f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {printable_url(settings.relay_url)})"
     )
+    delivery = None
+    if settings.webhook_delivery:  # one process beside the workers, at a lower priority (delivery_process)
+        delivery = DeliveryProcess(nice=settings.webhook_nice)
+        delivery.start()
+        os.environ["ORGMAIL_WEBHOOK_DELIVERY"] = "0"  # what the workers inherit: they leave it to that process
+    try:
+        _serve_api(host=host, port=port, workers=workers, keep_alive=keep_alive)
+    finally:
+        if delivery is not None:
+            delivery.stop()
+
+
+def _serve_api(*, host: str, port: int, workers: int, keep_alive: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "orgmail.app:create_app_from_env",
         factory=True,
@@ -361,8 +378,13 @@ def webhook_list(org: Annotated[str, typer.Option("--org", help="Org id.")]) -> 
 
 
 @webhook_app.command("deliver")
-def webhook_deliver() -> None:
-    """Deliver the webhook queue until SIGTERM or Ctrl-C, as `orgmail serve` does in each worker.
+def webhook_deliver(
+    nice: Annotated[int, typer.Option(min=0, max=19, help="Lower this process's CPU priority by this much.")] = 0,
+    parent: Annotated[
+        int | None, typer.Option(help="Stop when the process with this id is no longer this one's parent.")
+    ] = None,
+) -> None:
+    """Deliver the webhook queue until SIGTERM or Ctrl-C, as `orgmail serve` does beside its workers.
 
     For delivery on cores or a host of its own: run `orgmail serve` with ORGMAIL_WEBHOOK_DELIVERY=0 and
     this beside it on the same database (several may run: they share the queue and make each attempt once).
@@ -376,8 +398,14 @@ def webhook_deliver() -> None:
     from orgmail.core import webhook_dispatcher
     from orgmail.mail.dkim import KeyVault
 
+    if nice:
+        os.nice(nice)
     settings = _migrated_settings()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def orphaned() -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(1.0)
 
     async def deliver() -> None:
         stopping, loop = asyncio.Event(), asyncio.get_running_loop()
@@ -394,9 +422,14 @@ def webhook_deliver() -> None:
         resources = webhook_dispatcher.Resources(engine, settings, KeyVault(settings.secret_key))
         dispatcher = await webhook_dispatcher.start(resources, event_data=EVENT_DATA)
         typer.echo(f"delivering webhooks from {printable_database_url(settings.database_url)}", err=True)
+        watch = asyncio.create_task(orphaned()) if parent is not None else None
+        if watch is not None:
+            watch.add_done_callback(lambda _task: stopping.set())
         try:
             await stopping.wait()
         finally:
+            if watch is not None:
+                watch.cancel()
             await dispatcher.stop()  # attempts in flight finish; the rest wait in the queue
             await engine.dispose()
         typer.echo("stopped", err=True)

@@ -78,6 +78,8 @@ class Settings:
     # False: `orgmail serve` queues webhook events but delivers none (`orgmail webhook deliver` does,
     # on other cores or another host: the processes share the queue)
     webhook_delivery: bool = True
+    # How much lower `orgmail serve`'s delivery process runs than its API workers (nice, 0-19): sends first
+    webhook_nice: int = 19
     # The mail edge (DESIGN.md §10): SMTP submission (STARTTLS on the first, implicit TLS on the second)
     submission_listen: tuple[str, int] | None = None
     submission_tls_listen: tuple[str, int] | None = None
@@ -201,11 +203,12 @@ class _Environment:
         """A token or key, taken as it is (not stripped); empty counts as unset."""
         return self._environ.get(name) or None
 
-    def integer(self, name: str, default: int, *, minimum: int) -> int:
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
         raw = self.text(name)
         if raw is None:
             return default
-        expected = f"expected a whole number of at least {minimum} (default {default})"
+        bounds = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        expected = f"expected a whole number {bounds} (default {default})"
         try:
             value = int(raw)
         except ValueError:
@@ -213,6 +216,9 @@ class _Environment:
             return default
         if value < minimum:
             self.problems.append(f"{name}={raw!r}: too small; {expected}")
+            return default
+        if maximum is not None and value > maximum:
+            self.problems.append(f"{name}={raw!r}: too large; {expected}")
             return default
         return value
 
@@ -437,6 +443,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         tls_key=env.readable_file("ORGMAIL_TLS_KEY"),
         webhook_allow_private=env.boolean("ORGMAIL_WEBHOOK_ALLOW_PRIVATE", False),
         webhook_delivery=env.boolean("ORGMAIL_WEBHOOK_DELIVERY", True),
+        webhook_nice=env.integer("ORGMAIL_WEBHOOK_NICE", 19, minimum=0, maximum=19),
         submission_listen=env.listen_address("ORGMAIL_SUBMISSION_LISTEN"),
         submission_tls_listen=env.listen_address("ORGMAIL_SUBMISSION_TLS_LISTEN"),
         mail_host=env.domain("ORGMAIL_MAIL_HOST", example="mail.example.net"),
