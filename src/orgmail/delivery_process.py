@@ -1,11 +1,12 @@
 """Webhook delivery beside `orgmail serve`'s API workers: one process of its own (`orgmail webhook
 deliver`) at a lower CPU priority, started before the workers and stopped after them.
 
-Why apart and niced: in the API workers, delivery ran in their event loops at their priority, and
-flat out on two cores it cost the send rate about a fifth (README, Performance). A process at nice
-19 beside them takes the CPU they leave, and still kept up with every send in the same bench. The
-price is that a host saturated for long delays webhooks (their queue waits) rather than sends; for
-that load, `orgmail webhook deliver` runs on other cores or another host instead.
+Why apart and niced: in the API workers, delivery ran in their event loops at their priority; a
+process at nice 19 beside them takes the CPU they leave. Flat out on two cores, the send rate with a
+webhook on every event fell 7 % instead of 23 % (medians of 14 rounds each, README, Performance), and
+the deliveries still kept up with the sends. The price: one more process's memory, and a host kept
+saturated for long delays webhooks (their queue waits) rather than sends; for that load, `orgmail
+webhook deliver` runs on other cores or another host instead.
 
 One per `serve`, whatever `--workers`: the workers are told not to deliver (ORGMAIL_WEBHOOK_DELIVERY=0
 in the environment they inherit). The process has a session of its own, so a Ctrl-C meant for
