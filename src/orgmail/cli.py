@@ -130,6 +130,7 @@ def serve(
         delivery = DeliveryProcess(nice=settings.webhook_nice)
         delivery.start()
         os.environ["ORGMAIL_WEBHOOK_DELIVERY"] = "0"  # what the workers inherit: they leave it to that process
+        typer.echo(f"webhook delivery in process {delivery.pid}, nice +{settings.webhook_nice}")
     try:
         _serve_api(host=host, port=port, workers=workers, keep_alive=keep_alive)
     finally:
