@@ -3,7 +3,7 @@ deliver`) at a lower CPU priority, started before the workers and stopped after 
 
 Why apart and niced: in the API workers, delivery ran in their event loops at their priority; a
 process at nice 19 beside them takes the CPU they leave. Flat out on two cores, the send rate with a
-webhook on every event fell 7 % instead of 23 % (medians of 14 rounds each, README, Performance), and
+webhook on every event fell 13 % instead of 22 % (medians of 20 rounds each, README, Performance), and
 the deliveries still kept up with the sends. The price: one more process's memory, and a host kept
 saturated for long delays webhooks (their queue waits) rather than sends; for that load, `orgmail
 webhook deliver` runs on other cores or another host instead.
