@@ -404,9 +404,10 @@ def webhook_deliver(
     settings = _migrated_settings()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    async def orphaned() -> None:
+    async def stop_when_orphaned(stopping: asyncio.Event) -> None:
         while os.getppid() == parent:
             await asyncio.sleep(1.0)
+        stopping.set()
 
     async def deliver() -> None:
         stopping, loop = asyncio.Event(), asyncio.get_running_loop()
@@ -423,9 +424,7 @@ def webhook_deliver(
         resources = webhook_dispatcher.Resources(engine, settings, KeyVault(settings.secret_key))
         dispatcher = await webhook_dispatcher.start(resources, event_data=EVENT_DATA)
         typer.echo(f"delivering webhooks from {printable_database_url(settings.database_url)}", err=True)
-        watch = asyncio.create_task(orphaned()) if parent is not None else None
-        if watch is not None:
-            watch.add_done_callback(lambda _task: stopping.set())
+        watch = asyncio.create_task(stop_when_orphaned(stopping)) if parent is not None else None
         try:
             await stopping.wait()
         finally:
