@@ -61,8 +61,9 @@ async def test_webhook_deliver_delivers_the_queue_until_sigterm(database_url, tm
             "ORGMAIL_WEBHOOK_ALLOW_PRIVATE": "1",
         }
         webhook_id, event_id = await _queued_test_event(url, load_settings(env).secret_key, receiver, "/apart")
-        process = subprocess.Popen(
-            [str(BIN / "orgmail"), "webhook", "deliver"],
+        own_session_nice = _autogroup_nice("self")
+        process = subprocess.Popen(  # in this session, not leading one of its own
+            [str(BIN / "orgmail"), "webhook", "deliver", "--nice", "3"],
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -71,6 +72,8 @@ async def test_webhook_deliver_delivers_the_queue_until_sigterm(database_url, tm
         try:
             [post] = await receiver.wait_for("/apart", 1, timeout=30)
             assert post.verified and post.headers["webhook-id"] == event_id
+            assert os.getpriority(os.PRIO_PROCESS, process.pid) - os.getpriority(os.PRIO_PROCESS, 0) == 3
+            assert _autogroup_nice("self") == own_session_nice  # a shared session's nice is left alone
             for _ in range(100):  # the attempt is recorded (group commit: within a few tens of ms)
                 if await _rows(url, WebhookDelivery, webhook_id):
                     break
@@ -130,13 +133,26 @@ async def _delivery_process(server: OrgmailServer, *, other_than: int | None = N
     return found[0]
 
 
+def _autogroup_nice(pid: int | str) -> int | None:
+    """The nice of the process's session (its autogroup: `/autogroup-42 nice 19`), None without autogroup."""
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except OSError:
+        return None
+
+
 async def _niced(pid: int, *, by: int, below: int) -> None:
-    """The process lowers its priority as it starts (`webhook deliver --nice`): by `by`, below `below`'s."""
+    """The process lowers its priority as it starts (`webhook deliver --nice`): by `by`, below `below`'s,
+    and, leading a session of its own, that session's too, so the priority counts against every other
+    session on the host (with autogroup, a nice counts only within its session)."""
 
     def lowered() -> bool:
         return os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, below) == by
 
     await wait_for(lowered, timeout=20, what=f"process {pid} to run {by} below its parent")
+    if _autogroup_nice("self") is not None:  # a Linux kernel with autogroup (this project's CI has it)
+        assert os.getsid(pid) == pid
+        assert _autogroup_nice(pid) == by
 
 
 def _served_env(url: str, tmp_path) -> dict[str, str]:

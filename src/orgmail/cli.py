@@ -380,7 +380,12 @@ def webhook_list(org: Annotated[str, typer.Option("--org", help="Org id.")]) -> 
 
 @webhook_app.command("deliver")
 def webhook_deliver(
-    nice: Annotated[int, typer.Option(min=0, max=19, help="Lower this process's CPU priority by this much.")] = 0,
+    nice: Annotated[
+        int,
+        typer.Option(
+            min=0, max=19, help="Lower this process's CPU priority by this much (and its session's, if it leads one)."
+        ),
+    ] = 0,
     parent: Annotated[
         int | None, typer.Option(help="Stop when the process with this id is no longer this one's parent.")
     ] = None,
@@ -397,10 +402,10 @@ def webhook_deliver(
 
     from orgmail.api.webhooks import EVENT_DATA
     from orgmail.core import webhook_dispatcher
+    from orgmail.cpu_priority import lower_cpu_priority
     from orgmail.mail.dkim import KeyVault
 
-    if nice:
-        os.nice(nice)
+    lower_cpu_priority(nice)
     settings = _migrated_settings()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
