@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -52,6 +54,7 @@ class OrgmailServer:
                 env=self.env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
+                start_new_session=True,  # its workers share its process group: `stop` ends them with it
             )
         deadline = asyncio.get_running_loop().time() + timeout
         async with httpx.AsyncClient() as http:
@@ -69,9 +72,13 @@ class OrgmailServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        """Kill it and its `--workers` (a killed `serve` leaves them running; its delivery process,
+        in a session of its own, sees its parent gone and stops)."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):  # also when `serve` itself is gone: its workers may not be
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
 
 
 async def provision_sender(server: OrgmailServer, *, admin_token: str, domain: str) -> dict[str, str]:
