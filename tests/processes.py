@@ -32,6 +32,26 @@ async def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) 
         await asyncio.sleep(0.05)
 
 
+def children(parent: int) -> dict[int, str]:
+    """The live child processes of `parent`: pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split() if entry.name.isdigit() else []
+            if fields and fields[0] != "Z" and int(fields[1]) == parent:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # it ended while we looked
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def orgmail(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / "orgmail"), *args], env={**os.environ, **env}, capture_output=True, text=True)
 

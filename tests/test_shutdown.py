@@ -10,6 +10,7 @@ import signal
 import socket
 
 import httpx
+import pytest
 
 from tests.processes import OrgmailServer, provision_sender, wait_for
 from tests.smtp_relay import SmtpTestRelay
@@ -17,12 +18,13 @@ from tests.smtp_relay import SmtpTestRelay
 ADMIN = "shutdown-admin"
 
 
-async def test_sigterm_finishes_the_send_in_flight_then_exits(tmp_path):
+@pytest.mark.parametrize("options", [(), ("--workers", "2")], ids=["one process", "two workers"])
+async def test_sigterm_finishes_the_send_in_flight_then_exits(tmp_path, options):
     relay = SmtpTestRelay()
     await relay.start()
     relay.behaviour.delay_data = 2.0  # the send is still in flight when the signal arrives
     env = {"ORGMAIL_DATA_DIR": str(tmp_path), "ORGMAIL_ADMIN_TOKEN": ADMIN, "ORGMAIL_RELAY_URL": relay.url}
-    server = OrgmailServer(env, tmp_path / "serve.log")
+    server = OrgmailServer(env, tmp_path / "serve.log", options=options)
     try:
         await server.start()
         caller = await provision_sender(server, admin_token=ADMIN, domain="shutdown.example.com")

@@ -20,7 +20,7 @@ from orgmail.db.session import create_engine, create_session_factory
 from orgmail.db.tables import WebhookDelivery, WebhookJob
 from orgmail.mail.dkim import KeyVault
 from tests.fresh_database import fresh_database
-from tests.processes import BIN, OrgmailServer, wait_for
+from tests.processes import BIN, OrgmailServer, alive, children, wait_for
 from tests.webhook_receiver import WebhookReceiver
 
 
@@ -101,32 +101,12 @@ async def test_serve_with_delivery_off_queues_events_and_delivers_none(settings,
         assert job.attempts == 0 and receiver.posts_to("/left") == []
 
 
-def _children(parent: int) -> dict[int, str]:
-    """The live child processes of `parent`: pid -> command line."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split() if entry.name.isdigit() else []
-            if fields and fields[0] != "Z" and int(fields[1]) == parent:
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:  # it ended while we looked
-            continue
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 async def _delivery_process(server: OrgmailServer, *, other_than: int | None = None) -> int:
     assert server.process is not None
     found: list[int] = []
 
     def started() -> bool:
-        found[:] = [pid for pid, command in _children(server.process.pid).items() if "webhook deliver" in command]
+        found[:] = [pid for pid, command in children(server.process.pid).items() if "webhook deliver" in command]
         return len(found) == 1 and found[0] != other_than
 
     await wait_for(started, timeout=20, what="serve's webhook delivery process")
@@ -173,7 +153,7 @@ async def test_serve_delivers_from_one_process_beside_its_workers_at_a_lower_pri
             assert server.process is not None
             delivery = await _delivery_process(server)
             await _niced(delivery, by=19, below=server.process.pid)  # ORGMAIL_WEBHOOK_NICE's default
-            workers = [pid for pid, command in _children(server.process.pid).items() if "spawn_main" in command]
+            workers = [pid for pid, command in children(server.process.pid).items() if " serve " in command]
             assert len(workers) == 2
             for worker in workers:  # the workers leave delivery to that process
                 assert b"ORGMAIL_WEBHOOK_DELIVERY=0" in Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
@@ -197,7 +177,7 @@ async def test_serve_starts_its_delivery_process_again_and_takes_it_along_when_i
         assert "webhook delivery process exited (status -9); starting it again in 1 s" in server.log()
 
         server.process.kill()  # no chance to stop it: the process sees its parent gone
-        await wait_for(lambda: not _alive(second), timeout=15, what="the delivery process to stop")
+        await wait_for(lambda: not alive(second), timeout=15, what="the delivery process to stop")
         assert server.log().splitlines().count("stopped") == 1  # it stopped as on SIGTERM, not killed
     finally:
         server.stop()

@@ -116,33 +116,54 @@ def serve(
     keep_alive: Annotated[
         int, typer.Option(help="Seconds an idle HTTP connection stays open; keep it above your clients' and proxy's.")
     ] = 75,
+    parent: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Serve as an API worker of the `serve` with this process id (api_workers)."),
+    ] = None,
 ) -> None:
     """Migrate the database, then serve the API (SIGTERM: stop accepting, finish in-flight sends), with
     webhook delivery in a process of its own beside the workers (ORGMAIL_WEBHOOK_NICE)."""
-    from orgmail.delivery_process import DeliveryProcess
+    from orgmail import api_workers
+    from orgmail.delivery_process import delivery_process
 
+    if parent is not None:  # one of the `--workers`: `serve` migrated and delivers
+        _serve_api(host=host, port=port, keep_alive=keep_alive, worker_of=parent)
+        return
+    balanced_workers = workers > 1 and api_workers.REUSE_PORT_BALANCES
+    if balanced_workers:
+        try:
+            api_workers.check_port_free(host, port)
+        except api_workers.PortInUse as error:
+            typer.secho(f"error: port_in_use: {error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
     settings = _migrated_settings()
     typer.echo(
         f"orgmail on http://{host}:{port}  (data: {settings.data_dir}, relay: {printable_url(settings.relay_url)})"
     )
     delivery = None
     if settings.webhook_delivery:  # one process beside the workers, at a lower priority (delivery_process)
-        delivery = DeliveryProcess(nice=settings.webhook_nice)
+        delivery = delivery_process(nice=settings.webhook_nice)
         delivery.start()
         os.environ["ORGMAIL_WEBHOOK_DELIVERY"] = "0"  # what the workers inherit: they leave it to that process
         typer.echo(f"webhook delivery in process {delivery.pid}, nice +{settings.webhook_nice}")
     try:
-        _serve_api(host=host, port=port, workers=workers, keep_alive=keep_alive)
+        if balanced_workers:
+            typer.echo(f"{workers} API workers, a listening socket each (SO_REUSEPORT)")
+            api_workers.run(host=host, port=port, workers=workers, keep_alive=keep_alive)
+        else:
+            _serve_api(host=host, port=port, keep_alive=keep_alive, workers=workers)
     finally:
         if delivery is not None:
             delivery.stop()
 
 
-def _serve_api(*, host: str, port: int, workers: int, keep_alive: int) -> None:
+def _serve_api(*, host: str, port: int, keep_alive: int, workers: int = 1, worker_of: int | None = None) -> None:
+    """uvicorn: on its own, with its own `workers`, or (`worker_of`) as one of `api_workers`' on a socket of its own."""
     import uvicorn
 
-    uvicorn.run(
-        "orgmail.app:create_app_from_env",
+    from orgmail import api_workers
+
+    config: dict[str, Any] = dict(
         factory=True,
         host=host,
         port=port,
@@ -152,10 +173,20 @@ def _serve_api(*, host: str, port: int, workers: int, keep_alive: int) -> None:
         timeout_keep_alive=keep_alive,
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=api_workers.GRACEFUL_SHUTDOWN_SECONDS,
         log_level="info",
         access_log=False,
     )
+    if worker_of is None:
+        uvicorn.run("orgmail.app:create_app_from_env", **config)
+        return
+    server = uvicorn.Server(uvicorn.Config("orgmail.app:create_app_from_env", **config))
+
+    def stop() -> None:  # as on SIGTERM: the sends in flight finish
+        server.should_exit = True
+
+    api_workers.stop_when_orphaned(worker_of, stop)
+    server.run(sockets=[api_workers.listening_socket(host, port)])
 
 
 @app.command()
