@@ -606,9 +606,14 @@ async def run_one(kind: str, args, *, with_feedback: bool = False) -> dict:
         server = await start_service(env, port=http_port, workers=args.workers, log=data_dir / "server.log")
         if apart:
             with (data_dir / "deliverer.log").open("wb") as deliverer_log:
-                command = ["nice", "-n", str(args.deliver_apart), str(Path(sys.executable).parent / "orgmail")]
+                # in a session of its own, as serve's is, so that --nice lowers its session's priority too
+                command = [str(Path(sys.executable).parent / "orgmail"), "webhook", "deliver"]
                 deliverer = subprocess.Popen(
-                    [*command, "webhook", "deliver"], env=env, stdout=subprocess.DEVNULL, stderr=deliverer_log
+                    [*command, "--nice", str(args.deliver_apart)],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=deliverer_log,
+                    start_new_session=True,
                 )
         base = f"http://127.0.0.1:{http_port}"
         if with_feedback:

@@ -15,13 +15,10 @@ them all side by side, each finishing its sends in flight.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sys
 import threading
-import time
-from collections.abc import Callable
 
 from orgmail.supervised import SupervisedProcess
 
@@ -76,14 +73,3 @@ def run(*, host: str, port: int, workers: int, keep_alive: int) -> None:
             child.stop()
         for number, handler in handlers.items():
             signal.signal(number, handler)
-
-
-def stop_when_orphaned(parent: int, on_orphaned: Callable[[], None]) -> None:
-    """Call `on_orphaned` (from a thread of its own) once `parent` is no longer this process's parent."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        on_orphaned()
-
-    threading.Thread(target=watch, name="parent watch", daemon=True).start()

@@ -162,6 +162,7 @@ def _serve_api(*, host: str, port: int, keep_alive: int, workers: int = 1, worke
     import uvicorn
 
     from orgmail import api_workers
+    from orgmail.supervised import stop_when_orphaned
 
     config: dict[str, Any] = dict(
         factory=True,
@@ -185,7 +186,7 @@ def _serve_api(*, host: str, port: int, keep_alive: int, workers: int = 1, worke
     def stop() -> None:  # as on SIGTERM: the sends in flight finish
         server.should_exit = True
 
-    api_workers.stop_when_orphaned(worker_of, stop)
+    stop_when_orphaned(worker_of, stop)
     server.run(sockets=[api_workers.listening_socket(host, port)])
 
 
@@ -435,15 +436,11 @@ def webhook_deliver(
     from orgmail.core import webhook_dispatcher
     from orgmail.cpu_priority import lower_cpu_priority
     from orgmail.mail.dkim import KeyVault
+    from orgmail.supervised import stop_when_orphaned
 
     lower_cpu_priority(nice)
     settings = _migrated_settings()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    async def stop_when_orphaned(stopping: asyncio.Event) -> None:
-        while os.getppid() == parent:
-            await asyncio.sleep(1.0)
-        stopping.set()
 
     async def deliver() -> None:
         stopping, loop = asyncio.Event(), asyncio.get_running_loop()
@@ -460,12 +457,11 @@ def webhook_deliver(
         resources = webhook_dispatcher.Resources(engine, settings, KeyVault(settings.secret_key))
         dispatcher = await webhook_dispatcher.start(resources, event_data=EVENT_DATA)
         typer.echo(f"delivering webhooks from {printable_database_url(settings.database_url)}", err=True)
-        watch = asyncio.create_task(stop_when_orphaned(stopping)) if parent is not None else None
+        if parent is not None:
+            stop_when_orphaned(parent, lambda: loop.call_soon_threadsafe(stopping.set))
         try:
             await stopping.wait()
         finally:
-            if watch is not None:
-                watch.cancel()
             await dispatcher.stop()  # attempts in flight finish; the rest wait in the queue
             await engine.dispose()
         typer.echo("stopped", err=True)

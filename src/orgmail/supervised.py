@@ -6,7 +6,7 @@ are such children.
 Each child has a process group of its own (or a session, if asked), so a Ctrl-C at the terminal
 reaches only `serve`, which stops each child once; a second signal would cut a worker's graceful
 shutdown short. Each also watches its parent (`--parent`) and stops when it is gone, so a `serve`
-killed outright leaves none behind.
+killed outright leaves none behind (`stop_when_orphaned`, on the child's side).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger("orgmail.serve")
 
@@ -86,3 +86,14 @@ class SupervisedProcess:
                 return
             self._process, started = self._spawn(), time.monotonic()
             delay = min(delay * 2, LONGEST_RESTART_DELAY)
+
+
+def stop_when_orphaned(parent: int, on_orphaned: Callable[[], object]) -> None:
+    """Call `on_orphaned` (from a thread of its own) once `parent` is no longer this process's parent."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        on_orphaned()
+
+    threading.Thread(target=watch, name="parent watch", daemon=True).start()
