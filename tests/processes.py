@@ -74,7 +74,7 @@ class OrgmailServer:
                 env=self.env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
-                start_new_session=True,  # its workers share its process group: `stop` ends them with it
+                start_new_session=True,  # a process group of its own: `stop` kills it whole
             )
         deadline = asyncio.get_running_loop().time() + timeout
         async with httpx.AsyncClient() as http:
@@ -92,12 +92,16 @@ class OrgmailServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        """Kill it and its `--workers` (a killed `serve` leaves them running; its delivery process,
-        in a session of its own, sees its parent gone and stops)."""
+        """Kill it with its process group and its children (the API workers and the delivery process
+        have groups of their own), so that no test leaves a process behind."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):  # also when `serve` itself is gone: its workers may not be
+        left = list(children(self.process.pid)) if self.process.poll() is None else []
+        with contextlib.suppress(ProcessLookupError):  # also when `serve` itself is gone already
             os.killpg(self.process.pid, signal.SIGKILL)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait(10)
 
 

@@ -20,8 +20,17 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _workers(server: OrgmailServer) -> list[int]:
+    """Its API workers: `serve … --parent PID` (a child forked but not yet running its own program
+    still shows `serve`'s command line, without `--parent`)."""
     assert server.process is not None
-    return sorted(pid for pid, command in children(server.process.pid).items() if " serve " in command)
+    return sorted(
+        pid for pid, command in children(server.process.pid).items() if " serve " in command and "--parent" in command
+    )
+
+
+def _started_up(server: OrgmailServer) -> int:
+    """How many worker processes have started up so far (each logs it once)."""
+    return server.log().count("Application startup complete")
 
 
 def _sockets_on(port: int, *, state: str) -> set[int]:
@@ -97,19 +106,22 @@ async def test_a_worker_that_dies_is_started_again_and_the_workers_go_with_serve
     server = OrgmailServer(_env(tmp_path), tmp_path / "serve.log", options=("--workers", "2"))
     try:
         await server.start()
-        await wait_for(lambda: len(_workers(server)) == 2, timeout=20, what="two API workers")
+        await wait_for(lambda: _started_up(server) == 2, timeout=20, what="two API workers to start up")
         first, other = _workers(server)
         os.kill(first, signal.SIGKILL)
         await wait_for(
             lambda: len(_workers(server)) == 2 and first not in _workers(server), timeout=20, what="a new worker"
         )
-        assert "exited (status -9); starting it again in 1 s" in server.log()
+        await wait_for(
+            lambda: "exited (status -9); starting it again in 1 s" in server.log(), timeout=10, what="the log line"
+        )
         assert other in _workers(server)
 
+        await wait_for(lambda: _started_up(server) == 3, timeout=20, what="the new worker to start up")
         workers = _workers(server)
         assert server.process is not None
         server.process.kill()  # no chance to stop them: each sees its parent gone and shuts down
         await wait_for(lambda: not any(alive(pid) for pid in workers), timeout=20, what="the workers to stop")
-        assert server.log().count("Application shutdown complete") >= 2  # gracefully, as on SIGTERM
+        assert server.log().count("Application shutdown complete") == 2  # gracefully, as on SIGTERM
     finally:
         server.stop()

@@ -153,7 +153,11 @@ async def test_serve_delivers_from_one_process_beside_its_workers_at_a_lower_pri
             assert server.process is not None
             delivery = await _delivery_process(server)
             await _niced(delivery, by=19, below=server.process.pid)  # ORGMAIL_WEBHOOK_NICE's default
-            workers = [pid for pid, command in children(server.process.pid).items() if " serve " in command]
+            workers = [
+                pid
+                for pid, command in children(server.process.pid).items()
+                if " serve " in command and "--parent" in command
+            ]
             assert len(workers) == 2
             for worker in workers:  # the workers leave delivery to that process
                 assert b"ORGMAIL_WEBHOOK_DELIVERY=0" in Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
