@@ -44,7 +44,10 @@ class SupervisedProcess:
         self._watcher.start()
 
     def begin_stop(self) -> None:
-        """No more restarts; SIGTERM to the process (several children stop side by side)."""
+        """No more restarts; SIGTERM to the process, once (several children stop side by side; a
+        second SIGTERM would cut the delivery process's graceful stop short)."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         if self._watcher is not None:
             self._watcher.join()
@@ -52,7 +55,7 @@ class SupervisedProcess:
             self._process.terminate()
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after the grace period."""
+        """SIGTERM (unless `begin_stop` sent it), then SIGKILL after the grace period."""
         self.begin_stop()
         process = self._process
         if process is None or process.poll() is not None:
