@@ -30,9 +30,13 @@ class PortInUse(Exception):
     """Another process listens on the port (`orgmail serve` says so and exits with status 1)."""
 
 
+def _tcp_socket(host: str) -> socket.socket:
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     """Bound, one of the port's group: every worker binds its own."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock = _tcp_socket(host)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
@@ -42,7 +46,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def check_port_free(host: str, port: int) -> None:
     """A second `serve` on the port would join the first one's group and take half its connections:
     it is refused instead, as a plain bind would refuse it."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+    with _tcp_socket(host) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
