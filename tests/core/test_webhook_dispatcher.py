@@ -269,10 +269,11 @@ async def test_jobs_that_wait_for_a_slow_endpoint_past_their_lease_are_given_bac
     webhook_id, secret = await queue.webhook(receiver.url("/queueing"))
     receiver.expect("/queueing", secret)
     receiver.endpoints["/queueing"].delay = 0.4
-    event_ids = [await queue.test_event(webhook_id) for _ in range(8)]
-    # One POST at a time, 0.4 s each: the eighth of one claim would begin 2.8 s in, past a 2 s lease.
-    await queue.start(lease_seconds=2.0, timeout=0.5, per_endpoint=1)
-    await receiver.wait_for("/queueing", 8, timeout=30)
+    event_ids = [await queue.test_event(webhook_id) for _ in range(12)]
+    # One POST at a time, 0.4 s each: the last four of one claim would begin 3.2 s in or later, past a
+    # 3 s lease. The POST timeout leaves 0.6 s to spare on a loaded machine (a timeout is a retry, sent again).
+    await queue.start(lease_seconds=3.0, timeout=1.0, per_endpoint=1)
+    await receiver.wait_for("/queueing", 12, timeout=40)
     await queue.wait_until(lambda: _no_jobs(queue, webhook_id))
     await asyncio.sleep(0.5)
     sent = Counter(p.headers["webhook-id"] for p in receiver.posts_to("/queueing"))
